@@ -107,6 +107,14 @@ class Cohort:
         return (self.start[rows] <= dates) & (dates <= self.follow_up_end[rows])
 
 
+def earliest(*dates: np.ndarray) -> np.ndarray:
+    """Element-wise earliest of date arrays, ignoring NaT (NaT only where all are NaT)."""
+    out = np.asarray(dates[0], dtype="datetime64[D]")
+    for d in dates[1:]:
+        out = np.fmin(out, np.asarray(d, dtype="datetime64[D]"))
+    return out
+
+
 def age_in_years(dob: np.ndarray, on: np.ndarray) -> np.ndarray:
     """Completed years of age at ``on`` for births on ``dob`` (vectorised, leap-day safe)."""
     dob = np.asarray(dob, dtype="datetime64[D]")

@@ -1,0 +1,468 @@
+"""Children's social care as one pathway: referral, assessment, need, s47, protection, care.
+
+Referrals arrive as a Poisson process whose rate depends on age, calendar year, the LA and the
+child's risk (family adversity, own risk, area deprivation, ethnicity). A referral cannot start while
+the child's case is open, so referrals are processed in rounds by rank within child: each round is
+vectorised over every child with that many candidate referrals. Each referral runs through the
+funnel; children in need may have a section 47 enquiry, a conference, a protection plan, and a
+period of care whose route out (adoption, special guardianship, home, 18th birthday...) and length
+depend on the age at entry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..parameters import Parameters
+from .context import NAT, Cohort, add_years, age_in_years
+from .geography import ETHNICITY_CODES, Geography
+from .schema import Column, Table
+
+DAYS = 365.25
+FAR_PAST = np.datetime64("1900-01-01", "D")
+
+CATEGORY_CODES = {
+    "NEG": "Neglect", "PHY": "Physical abuse", "SAB": "Sexual abuse", "EMO": "Emotional abuse",
+    "MUL": "Multiple/not recommended",
+}  # fmt: skip
+CLOSURE_CODES = {
+    "RC1": "Adopted", "RC2": "Died", "RC3": "Child arrangements order", "RC4": "Special guardianship order",
+    "RC5": "Transferred to another LA", "RC6": "Transferred to adult social care",
+    "RC7": "Services ceased for any other reason", "RC8": "Case closed after assessment, no further action",
+    "RC9": "Case closed after assessment, referred to early help",
+}  # fmt: skip
+NEED_CODES = {
+    "N1": "Abuse or neglect", "N2": "Child's disability", "N3": "Parental illness/disability",
+    "N4": "Family in acute stress", "N5": "Family dysfunction", "N6": "Socially unacceptable behaviour",
+    "N7": "Low income", "N8": "Absent parenting",
+}  # fmt: skip
+REC_CODES = {
+    "E11": "Adopted - unopposed", "E12": "Adopted - consent dispensed with",
+    "E13": "Left care to live with person(s) without parental responsibility", "E14": "Remand ended",
+    "E15": "Age assessment determined aged 18 or over", "E16": "Child moved abroad",
+    "E17": "Aged 18 (or over) and remained with current carers", "E2": "Died",
+    "E3": "Care taken by another LA", "E4A": "Returned home, part of care planning",
+    "E4B": "Returned home, not part of care planning", "E41": "Residence / child arrangements order",
+    "E45": "SGO - former foster carer, relative or friend", "E46": "SGO - former foster carer, not relative or friend",
+    "E47": "SGO - not former foster carer, relative or friend", "E48": "SGO - not former foster carer, not relative or friend",
+    "E5": "Independent living with supportive accommodation", "E6": "Independent living, no formalised support",
+    "E7": "Transferred to residential care funded by adult social services", "E8": "Other reason",
+    "E9": "Sentenced to custody",
+}  # fmt: skip
+ROUTE_REASONS = {
+    "adopted": ({"E11": 0.75, "E12": 0.25}, "RC1"),
+    "sgo": ({"E45": 0.35, "E46": 0.10, "E47": 0.50, "E48": 0.05}, "RC4"),
+    "cao": ({"E41": 1.0}, "RC3"),
+    "home": ({"E4A": 0.84, "E4B": 0.16}, "RC7"),
+    "other_person": ({"E13": 1.0}, "RC7"),
+    "independent": ({"E5": 0.8, "E6": 0.2}, "RC7"),
+    "custody": ({"E9": 1.0}, "RC7"),
+    "remand": ({"E14": 1.0}, "RC7"),
+    "transfer": ({"E3": 1.0}, "RC5"),
+    "other": ({"E8": 1.0}, "RC7"),
+    "age_assessment": ({"E15": 1.0}, "RC7"),
+}
+
+TABLES = (
+    Table(
+        "referrals",
+        "Referrals to children's social care and what followed: assessment, need, CIN plan, closure. "
+        "One row per referral (a CIN episode when the child is in need).",
+        (
+            Column("referral_id", "int64", "Unique referral identifier (truth only).", nullable=False),
+            Column("person_id", "int64", "Child.", nullable=False),
+            Column("la_code", "int16", "DfE number of the LA that received the referral."),
+            Column("referral_date", "date", "Date the referral was received (may precede birth)."),
+            Column("referral_source", "string", "Source of referral, CIN census code (1A ... 10)."),
+            Column("primary_need", "string", "Primary need code, for children in need.", NEED_CODES),
+            Column("nfa", "bool", "Closed with no further action at referral (no assessment)."),
+            Column("assessed", "bool", "A completed assessment followed."),
+            Column("assessment_start", "date", "Assessment actual start date."),
+            Column("assessment_authorised", "date", "Assessment authorisation date."),
+            Column("in_need", "bool", "Assessed as a child in need (not closed with no further action)."),
+            Column("factors", "string", "Factors identified at assessment, comma-separated codes."),
+            Column("cin_plan_start", "date", "CIN plan start, if any."),
+            Column("cin_plan_end", "date", "CIN plan end; empty if open at the census date."),
+            Column("closure_date", "date", "Case closure; empty if open at the census date."),
+            Column("closure_reason", "string", "Reason for closure.", CLOSURE_CODES),
+            Column("rereferral", "bool", "Within 12 months of the child's previous referral."),
+            Column("uasc", "bool", "Referral of an unaccompanied asylum-seeking child on arrival."),
+        ),
+        key=("referral_id",),
+    ),
+    Table(
+        "section47",
+        "Section 47 enquiries and initial child protection conferences.",
+        (
+            Column("person_id", "int64", "Child.", nullable=False),
+            Column("referral_id", "int64", "Referral (CIN episode) the enquiry belongs to."),
+            Column("la_code", "int16", "DfE LA number."),
+            Column("s47_start_date", "date", "Date the section 47 enquiry started."),
+            Column("icpc_date", "date", "Date of the initial child protection conference; empty if none."),
+        ),
+    ),
+    Table(
+        "cp_plans",
+        "Child protection plans.",
+        (
+            Column("person_id", "int64", "Child.", nullable=False),
+            Column("referral_id", "int64", "Referral (CIN episode) the plan belongs to."),
+            Column("la_code", "int16", "DfE LA number."),
+            Column("start_date", "date", "Plan start (the initial conference date)."),
+            Column("end_date", "date", "Plan end; empty if open at the census date."),
+            Column("category", "string", "Initial category of abuse.", CATEGORY_CODES),
+            Column("latest_category", "string", "Latest category of abuse.", CATEGORY_CODES),
+            Column("number_of_previous_plans", "int16", "Child protection plans the child had before."),
+        ),
+    ),
+    Table(
+        "care_periods",
+        "Periods of care: continuous time looked after by one LA, across episodes.",
+        (
+            Column("period_id", "int64", "Unique period identifier (truth only).", nullable=False),
+            Column("person_id", "int64", "Child.", nullable=False),
+            Column("referral_id", "int64", "Referral (CIN episode) during which care started."),
+            Column("la_code", "int16", "DfE number of the LA looking after the child."),
+            Column("start_date", "date", "First day looked after."),
+            Column("end_date", "date", "Day care ended; empty if looked after at the census date."),
+            Column("reason_ended", "string", "REC code of the last episode.", REC_CODES),
+            Column("route", "string", "Route out of care planned at entry (truth only)."),
+            Column("uasc", "bool", "Unaccompanied asylum-seeking child."),
+            Column("age_at_start", "int8", "Age in years on starting care."),
+            Column("after_cp_plan", "bool", "Care followed a child protection plan in this episode."),
+        ),
+        key=("period_id",),
+    ),
+)  # fmt: skip
+
+
+def _choice(rng: np.random.Generator, shares: dict, n: int) -> np.ndarray:
+    codes = np.array(list(shares))
+    p = np.array([float(v) for v in shares.values()])
+    return codes[np.searchsorted(np.cumsum(p / p.sum()), rng.random(n), side="right").clip(0, len(codes) - 1)]
+
+
+def _fiscal_year(dates: np.ndarray) -> np.ndarray:
+    """Year ending 31 March that each date falls in."""
+    m = dates.astype("datetime64[M]").astype(int)
+    return m // 12 + 1970 + (m % 12 >= 3)
+
+
+class _Risk:
+    """Each child's relative referral rate (population mean 1) and its log score."""
+
+    def __init__(self, cohort: Cohort, geo: Geography, params: Parameters):
+        b = params["social_care.risk_log_rr"]
+        rho = params["population.deprivation_adversity_correlation"]
+        eth_rr = params["social_care.ethnicity_rate_ratio"]
+        national = np.diff(np.r_[0.0, (geo.ethnicity_cdf * geo.population[:, None]).sum(0)])
+        national = national / national.sum()
+        eth_mean = sum(float(eth_rr[c]) * s for c, s in zip(ETHNICITY_CODES, national, strict=True))
+        z = (5.5 - cohort.deprivation.astype(float)) / 2.87
+        score = b["adversity"] * cohort.adversity + b["child_risk"] * cohort.child_risk
+        score = score + b["deprivation"] * z
+        # analytic mean of exp(score): deciles uniform, normal components independent
+        c = b["adversity"] * rho + b["deprivation"]
+        zs = (5.5 - np.arange(1, 11)) / 2.87
+        norm = np.mean(np.exp(c * zs)) * np.exp(
+            (b["adversity"] ** 2 * (1 - rho**2) + b["child_risk"] ** 2) / 2
+        )
+        eth = np.vectorize(lambda e: float(eth_rr[e]))(cohort.ethnicity) / eth_mean
+        self.score = score - np.log(norm)  # centred log relative risk (without ethnicity)
+        self.rr = np.exp(self.score) * eth
+        la_idx = geo.index_of(cohort.la_codes[:, 0])
+        self.need = geo.need_index[la_idx]
+
+
+def simulate_social_care(
+    cohort: Cohort, geo: Geography, params: Parameters, rng: np.random.Generator
+) -> dict[str, pd.DataFrame]:
+    """Referrals, section 47 enquiries, CP plans and periods of care for one shard."""
+    risk = _Risk(cohort, geo, params)
+    cand_row, cand_date = _candidate_referrals(cohort, risk, params, rng)
+    # UASC: one referral on arrival, straight into care
+    uasc_rows = np.flatnonzero(cohort.uasc)
+    out = _Accumulator()
+    case_end = np.full(len(cohort), FAR_PAST)
+    cp_count = np.zeros(len(cohort), np.int16)
+    last_ref = np.full(len(cohort), FAR_PAST)
+    seq = np.zeros(len(cohort), np.int64)
+    _funnel(cohort, risk, params, rng, uasc_rows, cohort.date_arrived[uasc_rows], True,
+            case_end, cp_count, last_ref, seq, out)  # fmt: skip
+
+    order = np.lexsort((cand_date, cand_row))
+    cand_row, cand_date = cand_row[order], cand_date[order]
+    first = np.r_[0, np.flatnonzero(np.diff(cand_row)) + 1] if len(cand_row) else np.array([], int)
+    rank = np.arange(len(cand_row)) - np.repeat(first, np.diff(np.r_[first, len(cand_row)]))
+    for r in range(int(rank.max()) + 1 if len(rank) else 0):
+        sel = rank == r
+        rows, dates = cand_row[sel], cand_date[sel]
+        keep = dates > case_end[rows]
+        _funnel(cohort, risk, params, rng, rows[keep], dates[keep], False,
+                case_end, cp_count, last_ref, seq, out)  # fmt: skip
+    return out.frames()
+
+
+def _candidate_referrals(cohort, risk, params, rng):
+    """Poisson referral candidates for each child and year of age, before the open-case rule."""
+    rates = params["social_care.referral_rate_per_10k"]
+    first_year = min(int(y) for y in rates)
+    last_year = max(int(y) for y in rates)
+    rate_by_year = np.array([float(rates.get(y, rates.get(str(y), np.nan)))
+                             for y in range(first_year, last_year + 1)])  # fmt: skip
+    profile = np.asarray(params["social_care.referral_age_profile"], float)
+    profile = profile / profile.mean()
+    inflation = params["social_care.referral_open_case_inflation"]
+    prebirth = params["social_care.prebirth_referral_share"]
+    births = np.flatnonzero(~cohort.uasc)
+    dob = cohort.date_of_birth[births]
+    start, end = cohort.start[births], cohort.follow_up_end[births]
+    rows_out, dates_out = [], []
+    for age in range(18):
+        lo = np.maximum(add_years(dob, age), start)
+        hi = np.minimum(add_years(dob, age + 1) - 1, end)
+        exposure = (hi - lo).astype(np.int64) + 1
+        ok = exposure > 0
+        mid = lo + exposure // 2
+        fy = np.clip(_fiscal_year(mid), first_year, last_year) - first_year
+        lam = (rate_by_year[fy] / 10_000 * profile[age] * inflation * (exposure / DAYS)
+               * risk.rr[births] * risk.need[births])  # fmt: skip
+        lam = np.where(ok, lam, 0.0)
+        k = rng.poisson(lam)
+        idx = np.repeat(np.arange(len(births)), k)
+        d = lo[idx] + (rng.random(len(idx)) * exposure[idx]).astype(np.int64)
+        if age == 0:
+            unborn = rng.random(len(idx)) < prebirth
+            d = np.where(unborn, dob[idx] - rng.integers(1, 120, len(idx)), d)
+        rows_out.append(births[idx])
+        dates_out.append(d)
+    rows, dates = np.concatenate(rows_out), np.concatenate(dates_out)
+    # repeat referrals cluster in time: each referral may bring a follow-up one within months,
+    # which becomes a re-referral when the first case closed quickly
+    rc = params["social_care.rereferral_cluster"]
+    follow_up = rng.random(len(rows)) < rc["probability"]
+    lo, hi = rc["window_days"]
+    extra_dates = dates[follow_up] + rng.integers(lo, hi, follow_up.sum())
+    extra_rows = rows[follow_up]
+    in_time = extra_dates <= cohort.follow_up_end[extra_rows]
+    in_age = extra_dates < add_years(cohort.date_of_birth[extra_rows], 18)
+    keep = in_time & in_age
+    return np.r_[rows, extra_rows[keep]], np.r_[dates, extra_dates[keep]]
+
+
+class _Accumulator:
+    def __init__(self):
+        self.parts: dict[str, list[pd.DataFrame]] = {t.name: [] for t in TABLES}
+
+    def add(self, name: str, frame: pd.DataFrame) -> None:
+        if len(frame):
+            self.parts[name].append(frame)
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        out = {}
+        for t in TABLES:
+            parts = self.parts[t.name]
+            df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=t.column_names)
+            key = [c for c in ("person_id", "referral_date", "start_date", "s47_start_date") if c in df]
+            out[t.name] = df.sort_values(key[:2], kind="stable").reset_index(drop=True)[t.column_names]
+        return out
+
+
+def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, last_ref, seq, out):
+    """Run referrals (``rows[i]`` referred on ``dates[i]``) through the social-care pathway."""
+    n = len(rows)
+    if n == 0:
+        return
+    is_uasc = uasc
+    uasc = np.full(n, is_uasc)
+    census = cohort.census_date
+    follow = cohort.follow_up_end[rows]
+    dob = cohort.date_of_birth[rows]
+    la = cohort.la_at(rows, np.maximum(dates, dob))
+    score = risk.score[rows]
+    seq[rows] += 1
+    ref_id = cohort.person_id[rows] * 1000 + seq[rows]
+    rereferral = (dates - last_ref[rows]).astype(np.int64) <= 365
+    last_ref[rows] = dates
+
+    # referral outcome: NFA, assessed not in need, or in need
+    p_nfa = params["social_care.nfa_share"]
+    p_nin = params["social_care.not_in_need_share"] / (1 - p_nfa)
+    nfa = (rng.random(n) < p_nfa) & ~uasc
+    logit = np.log((1 - p_nin) / p_nin) + params["social_care.in_need_risk_log_or"] * score
+    in_need = uasc | (~nfa & (rng.random(n) < 1 / (1 + np.exp(-logit))))
+    assessed = ~nfa
+    ad = params["social_care.assessment_days"]
+    a_start = dates + rng.geometric(1 / (1 + ad["start_mean"]), n) - 1
+    a_auth = a_start + np.minimum(rng.gamma(2.0, ad["duration_mean"] / 2.0, n).astype(np.int64) + 1,
+                                  ad["duration_max"])  # fmt: skip
+    a_start = np.where(assessed, a_start, NAT)
+    a_auth = np.where(assessed, a_auth, NAT)
+
+    source = _choice(rng, params["social_care.referral_source_shares"], n)
+    need = _choice(rng, params["social_care.primary_need_shares"], n)
+    if is_uasc:
+        source[:] = "8"
+        need[:] = "N8"
+    else:
+        disabled = (cohort.child_risk[rows] > 1.6) & (rng.random(n) < 0.5)
+        need = np.where(disabled, "N2", need)
+    need = np.where(in_need, need, None)
+
+    # section 47, conference, child protection plan
+    p_s47 = params["social_care.s47_share_of_in_need"]
+    s47 = in_need & ~uasc & (need != "N2") & (rng.random(n) < p_s47 * np.exp(0.3 * score) / 1.2)
+    s47_date = np.maximum(dates + rng.integers(0, 15, n), dob)
+    icpc = s47 & (rng.random(n) < params["social_care.icpc_share_of_s47"])
+    icpc_date = s47_date + rng.integers(5, 22, n)
+    cp = icpc & (rng.random(n) < params["social_care.cp_share_of_icpc"])
+    cpd = params["social_care.cp_duration_years"]
+    cp_len = np.maximum(rng.gamma(cpd["shape"], cpd["mean"] / cpd["shape"], n) * DAYS, 14).astype(np.int64)
+    cp_start = icpc_date
+    cp_end = cp_start + cp_len
+
+    # entry to care
+    age_ref = age_in_years(dob, np.maximum(dates, dob))
+    band = np.select([age_ref < 1, age_ref < 5, age_ref < 10, age_ref < 16, age_ref < 17], [0, 1, 2, 3, 4], 5)
+    p_care = np.asarray(params["social_care.care_share_of_in_need"], float)[band]
+    p_care = p_care * np.exp(params["social_care.care_risk_log_rr"] * score) / 1.6
+    male = cohort.sex[rows] == "M"
+    p_care = p_care * np.where(male, params["social_care.care_male_rate_ratio"], 1.0)
+    care = uasc | (in_need & (rng.random(n) < np.minimum(p_care, 0.95)))
+    after_cp = care & cp & (rng.random(n) < params["social_care.care_after_cp_share"] * 2.5)
+    care_start = np.where(
+        uasc, dates + rng.integers(0, 4, n),
+        np.where(after_cp, cp_start + (rng.random(n) * cp_len).astype(np.int64),
+                 np.maximum(dates, dob) + rng.integers(0, 60, n)),
+    )  # fmt: skip
+    eighteen = add_years(dob, 18)
+    care &= (care_start < eighteen) & (care_start <= follow)
+    cp_end = np.where(after_cp & care, np.minimum(cp_end, care_start), cp_end)
+
+    # CIN episode length by route
+    dur = params["social_care.cin_duration_years"]
+    base_len = np.where(need == "N2", dur["disability_mean"], dur["other_mean"])
+    close = a_auth + (rng.exponential(1.0, n) * base_len * DAYS).astype(np.int64)
+    close = np.where(cp, np.maximum(close, cp_end + (rng.exponential(dur["after_cp_mean"], n) * DAYS).astype(np.int64)), close)
+    close = np.where(in_need, close, np.where(nfa, dates, a_auth))
+    reason = np.where(nfa, "RC8", np.where(in_need, "RC7", "RC8")).astype(object)
+    early = ~nfa & ~in_need & (rng.random(n) < params["social_care.early_help_share_of_not_in_need"])
+    reason[early] = "RC9"
+
+    # care periods
+    ci = np.flatnonzero(care)
+    if len(ci):
+        periods = _care_periods(cohort, params, rng, rows[ci], care_start[ci], is_uasc, ref_id[ci],
+                                la[ci], after_cp[ci])  # fmt: skip
+        end_or_far = periods["end_date"].to_numpy().copy()
+        open_ = np.isnat(end_or_far)
+        after = (rng.exponential(dur["after_care_mean"], len(ci)) * DAYS).astype(np.int64)
+        close[ci] = np.where(open_, np.datetime64("2262-01-01"), end_or_far + after)
+        reason[ci] = periods["closure_reason"].to_numpy()
+        out.add("care_periods", periods.drop(columns="closure_reason"))
+
+    # death or emigration ends everything; the census date leaves cases open
+    died = ~np.isnat(cohort.date_of_death[rows]) & (close > follow)
+    reason[died] = "RC2"
+    case_end[rows] = np.maximum(close, dates)
+    close = np.minimum(close, follow)
+    open_case = close >= census
+    close = np.where(open_case, NAT, close)
+    reason = np.where(open_case, None, reason)
+
+    cin_plan = in_need & ~cp & ~care & (rng.random(n) < params["social_care.cin_plan_share"])
+    plan_start = np.where(cin_plan, a_auth + rng.integers(0, 15, n), NAT)
+    cin_plan &= ~(plan_start > follow)
+    plan_start = np.where(cin_plan, plan_start, NAT)
+
+    out.add("referrals", pd.DataFrame({
+        "referral_id": ref_id, "person_id": cohort.person_id[rows], "la_code": la,
+        "referral_date": dates, "referral_source": source, "primary_need": need, "nfa": nfa,
+        "assessed": assessed, "assessment_start": a_start, "assessment_authorised": a_auth,
+        "in_need": in_need, "factors": None, "cin_plan_start": plan_start,
+        "cin_plan_end": np.where(cin_plan, close, NAT), "closure_date": close,
+        "closure_reason": reason, "rereferral": rereferral, "uasc": uasc,
+    }))  # fmt: skip
+
+    s = np.flatnonzero(s47 & (s47_date <= follow))
+    out.add("section47", pd.DataFrame({
+        "person_id": cohort.person_id[rows[s]], "referral_id": ref_id[s], "la_code": la[s],
+        "s47_start_date": s47_date[s],
+        "icpc_date": np.where(icpc[s] & (icpc_date[s] <= follow[s]), icpc_date[s], NAT),
+    }))  # fmt: skip
+
+    c = np.flatnonzero(cp & (cp_start <= follow))
+    cat = _choice(rng, params["social_care.cp_category_shares"], len(c))
+    latest = np.where(rng.random(len(c)) < 0.9, cat, _choice(rng, params["social_care.cp_category_shares"], len(c)))
+    end_c = np.minimum(cp_end[c], follow[c])
+    out.add("cp_plans", pd.DataFrame({
+        "person_id": cohort.person_id[rows[c]], "referral_id": ref_id[c], "la_code": la[c],
+        "start_date": cp_start[c], "end_date": np.where(end_c >= census, NAT, end_c),
+        "category": cat, "latest_category": latest,
+        "number_of_previous_plans": cp_count[rows[c]],
+    }))  # fmt: skip
+    cp_count[rows[c]] += 1
+
+
+def _care_periods(cohort, params, rng, rows, start, uasc, ref_id, la, after_cp):
+    """A period of care from ``start`` for each child: route out, end date and reason."""
+    n = len(rows)
+    dob = cohort.date_of_birth[rows]
+    age = age_in_years(dob, start)
+    er = params["social_care.exit_routes"]
+    routes = np.array(er["routes"] + ["age_assessment"])
+    if uasc:
+        probs = np.tile(np.r_[er["uasc"], 0.0], (n, 1))
+        aa = params["social_care.uasc_age_assessment_share"]
+        probs[:, -1] = aa
+    else:
+        bands = np.select([age < 1, age < 5, age < 10, age < 16], [0, 1, 2, 3], 4)
+        table = np.array([er[k] + [0.0] for k in ("under1", "age1to4", "age5to9", "age10to15", "age16plus")])
+        probs = table[bands]
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    route = routes[(rng.random(n)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1).clip(0, len(routes) - 1)]
+
+    eighteen = add_years(dob, 18)
+    dur = params["social_care.exit_duration_years"]
+    years = np.zeros(n)
+    for r, (mean, sigma) in dur.items():
+        m = route == r
+        mu = np.log(mean) - sigma**2 / 2
+        years[m] = rng.lognormal(mu, sigma, m.sum())
+    end = start + np.maximum((years * DAYS).astype(np.int64), 1)
+    indep = route == "independent"
+    indep_age = add_years(dob, 16) + (rng.random(n) * 2 * DAYS).astype(np.int64)
+    end = np.where(indep, np.maximum(indep_age, start + 60), end)
+    aa = route == "age_assessment"
+    end = np.where(aa, start + rng.integers(20, 200, n), end)
+    at18 = (route == "age18") | (end >= eighteen)
+    end = np.where(at18, eighteen, end)
+    route = np.where(at18 & ~aa, "age18", route)
+
+    reason = np.empty(n, dtype=object)
+    closure = np.empty(n, dtype=object)
+    for r, (codes, rc) in ROUTE_REASONS.items():
+        m = route == r
+        reason[m] = _choice(rng, codes, m.sum())
+        closure[m] = rc
+    m = route == "age18"
+    reason[m] = _choice(rng, params["social_care.age18_reasons"], m.sum())
+    closure[m] = np.where(rng.random(m.sum()) < 0.3, "RC6", "RC7")
+
+    follow = cohort.follow_up_end[rows]
+    cut = end > follow
+    died = cut & (follow == cohort.date_of_death[rows])
+    emig = cut & (follow == cohort.date_emigrated[rows])
+    reason[died], closure[died] = "E2", "RC2"
+    reason[emig], closure[emig] = "E16", "RC7"
+    end = np.minimum(end, follow)
+    open_ = end >= cohort.census_date
+    return pd.DataFrame({
+        "period_id": cohort.person_id[rows] * 100 + (ref_id % 1000),
+        "person_id": cohort.person_id[rows], "referral_id": ref_id, "la_code": la,
+        "start_date": start, "end_date": np.where(open_, NAT, end),
+        "reason_ended": np.where(open_, None, reason), "route": route,
+        "uasc": np.full(n, uasc), "age_at_start": age.astype(np.int8), "after_cp_plan": after_cp,
+        "closure_reason": np.where(open_, None, closure),
+    })  # fmt: skip
