@@ -195,6 +195,8 @@ def load_targets() -> Targets:
             if "count" not in spec or spec.get("population") not in populations:
                 raise ValueError(f"{here}: a rate needs 'count' and a known 'population'")
             count, population = int(spec["count"]), populations[spec["population"]]
+            if count <= 0 or population <= 0:
+                raise ValueError(f"{here}: 'count' and its population must be positive")
             implied = count / population * PER_10K
             if abs(implied - float(spec["value"])) > _ROUNDING:
                 raise ValueError(
@@ -347,11 +349,14 @@ class _Truth:
         return [self._cache[(name, c)] for c in cols]
 
     def pupils(self, academic_year: int, column: str) -> np.ndarray:
-        """One column of the pupil census for one academic year."""
-        table = self._read(
-            "pupil_census", [column], filters=[("academic_year", "==", int(academic_year))]
-        )
-        return _to_numpy(table.column(column), self.paths["pupil_census"], column)
+        """One column of the pupil census for one academic year (row groups of others skipped)."""
+        key = (f"pupil_census/{academic_year}", column)
+        if key not in self._cache:
+            table = self._read(
+                "pupil_census", [column], filters=[("academic_year", "==", int(academic_year))]
+            )
+            self._cache[key] = _to_numpy(table.column(column), self.paths["pupil_census"], column)
+        return self._cache[key]
 
     def population_at(self, day: dt.date, min_age: int, max_age: int) -> int:
         """Children aged ``min_age``-``max_age`` living in England (alive) on ``day``."""
@@ -651,8 +656,15 @@ class CalibrationReport:
         return "\n".join([render(head), rule, *(render(r) for r in rows)])
 
     def format_notes(self) -> str:
-        """Caveats (lines marked ``*``) and targets skipped, one per line; empty if none."""
-        notes = [f"* {line.measure}: {line.note}" for line in self.lines if line.note]
+        """Caveats of the lines marked ``*`` and the targets not computed; empty if none.
+
+        Lines that share a caveat are listed together under it.
+        """
+        caveats: dict[str, list[str]] = {}
+        for line in self.lines:
+            if line.note:
+                caveats.setdefault(line.note, []).append(line.measure)
+        notes = [f"* {note}:\n    " + "; ".join(labels) for note, labels in caveats.items()]
         labels = {t.key: t.label for t in load_targets().targets}
         notes += [f"not computed: {labels.get(k, k)}: {why}" for k, why in self.skipped]
         return "\n".join(notes)
@@ -691,8 +703,8 @@ def _coverage_note(truth: _Truth, t: Target, targets: Targets) -> str:
     if truth.birth_start <= needed:
         return ""
     return (
-        f"partial: the run's births start {truth.birth_start}, after {needed}, so older children "
-        f"this figure counts are missing (generate with an earlier birth_start)"
+        f"partial: these figures count children born from {needed}, but the run's births start "
+        f"{truth.birth_start}, so the oldest are missing (generate with an earlier birth_start)"
     )
 
 
@@ -764,7 +776,8 @@ def calibrate(
         if t.kind in RATE_KINDS:
             denominator = truth.population_at(t.date, targets.min_age, targets.max_age)
             if denominator == 0:
-                skipped.append((t.key, f"no simulated children aged 0-17 on {t.date}"))
+                ages = f"{targets.min_age}-{targets.max_age}"
+                skipped.append((t.key, f"no simulated children aged {ages} on {t.date}"))
                 continue
         elif t.measure in PUPIL_MEASURES and denominator == 0:
             year = t.options["academic_year"]
@@ -812,8 +825,10 @@ def _panel(ax: Any, lines: list[CalibrationLine], centre: float, xlabel: str) ->
     y = np.arange(len(lines))[::-1]
     for yi, line in zip(y, lines, strict=True):
         if math.isfinite(line.tolerance):
-            half = line.tolerance
-            ax.barh(yi, 2 * half, left=centre - half, height=0.7, color=_BAND_COLOUR, alpha=0.18)
+            low, high = centre - line.tolerance, centre + line.tolerance
+            if centre > 0:  # a ratio cannot be negative
+                low = max(low, 0.0)
+            ax.barh(yi, high - low, left=low, height=0.7, color=_BAND_COLOUR, alpha=0.18)
         if not math.isnan(line.error):
             ax.plot(centre + line.error, yi, "o", color=_COLOURS[line.status])
     ax.axvline(centre, color="grey", linewidth=0.8)
@@ -899,6 +914,8 @@ def _format_parameters() -> str:
             lines.append(f"    source: {p.source}")
         if p.assumption:
             lines.append(f"    assumption: {p.assumption}")
+        if p.derivation:
+            lines.append(f"    derivation: {p.derivation}")
     return "\n".join(lines)
 
 

@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         add_calibrate_parser = run_calibrate = None
     if add_calibrate_parser:
         add_calibrate_parser(sub)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already printed in one line
+        return int(stop.code or 0)
     try:
         if args.command == "generate":
             return run_generate(args)

@@ -163,6 +163,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"config: {p} is not valid YAML{where}; fix the syntax") from None
+    except ValueError as e:  # e.g. a date such as 2024-13-01
+        raise ConfigError(f"config: {p} holds an invalid value ({e}); write dates as YYYY-MM-DD") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):

@@ -23,7 +23,7 @@ import yaml
 
 from .errors import ConfigError
 
-PARAM_FILES = ("population", "social_care", "education", "health")
+PARAM_FILES = ("population", "social_care", "care", "education", "health")
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,12 @@ from .. import __version__
 from ..config import Config
 from ..errors import ConfigError
 from ..parameters import load_parameters
-from . import education, health, population, social_care
+from . import care, education, health, population, social_care
 from .geography import load_geography
 from .schema import Table
 
 TRUTH_TABLES: tuple[Table, ...] = (
-    population.TABLES + social_care.TABLES + education.TABLES + health.TABLES
+    population.TABLES + social_care.TABLES + care.TABLES + education.TABLES + health.TABLES
 )
 TABLES_BY_NAME = {t.name: t for t in TRUTH_TABLES}
 
@@ -83,7 +83,9 @@ def simulate_shard(config: Config, plan: ShardPlan) -> dict[str, pd.DataFrame]:
     params = load_parameters(config.parameters)
     geo = load_geography()
     shard_seq = np.random.SeedSequence(config.seed).spawn(plan.index + 1)[plan.index]
-    rng_pop, rng_sc, rng_edu, rng_health = (np.random.default_rng(s) for s in shard_seq.spawn(4))
+    rng_pop, rng_sc, rng_care, rng_edu, rng_health = (
+        np.random.default_rng(s) for s in shard_seq.spawn(5)
+    )
     las = np.array(config.local_authorities) if config.local_authorities else None
     cohort, tables = population.simulate_population(
         plan.n_births,
@@ -97,10 +99,11 @@ def simulate_shard(config: Config, plan: ShardPlan) -> dict[str, pd.DataFrame]:
         rng_pop,
         las,
     )
-    care = social_care.simulate_social_care(cohort, geo, params, rng_sc)
-    tables.update(care)
-    tables.update(education.simulate_education(cohort, care, params, rng_edu))
-    tables.update(health.simulate_health(cohort, care, params, rng_health))
+    social = social_care.simulate_social_care(cohort, geo, params, rng_sc)
+    tables.update(social)
+    tables.update(care.simulate_care(cohort, social, geo, params, rng_care))
+    tables.update(education.simulate_education(cohort, social, params, rng_edu))
+    tables.update(health.simulate_health(cohort, social, params, rng_health))
     return tables
 
 

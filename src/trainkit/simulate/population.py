@@ -98,7 +98,10 @@ def simulate_population(
     names = [np.concatenate([b, a]) for b, a in zip(births.pop("names"), arrivals.pop("names"), strict=True)]
     cols = {key: np.concatenate([p[key] for p in parts]) for key in births}
     cols["names"] = names
-    cols["date_of_death"] = np.where(cols["date_of_death"] <= census_date, cols["date_of_death"], NAT)
+    # a death abroad after emigrating, or after the census date, is not observed
+    emigrated_first = cols["date_emigrated"] < cols["date_of_death"]
+    death_seen = (cols["date_of_death"] <= census_date) & ~emigrated_first
+    cols["date_of_death"] = np.where(death_seen, cols["date_of_death"], NAT)
     n = n_births + n_arrivals
     person_id = np.arange(first_person_id, first_person_id + n, dtype=np.int64)
     # family ids share the person-id range of the shard (a shard has fewer families than people);

@@ -269,6 +269,34 @@ class _Accumulator:
         return out
 
 
+def _factors(rng, params, in_need, assessed, uasc):
+    """Factors identified at assessment, as comma-separated CIN codes (empty if not assessed)."""
+    n = len(in_need)
+    counts = params["social_care.assessment_factor_counts"]
+    codes = np.array(list(counts))
+    w = np.array([float(v) for v in counts.values()])
+    fp = params["social_care.factors_per_assessment"]
+    k = np.where(in_need, 1 + rng.poisson(fp["extra_mean"], n), 1)
+    k_max = int(k.max()) if n else 0
+    drawn = np.searchsorted(np.cumsum(w / w.sum()), rng.random((n, k_max)), side="right")
+    drawn = np.minimum(drawn, len(codes) - 1)
+    drawn = np.where(np.arange(k_max) < k[:, None], drawn, len(codes))  # pad beyond k
+    drawn.sort(axis=1)
+    dup = np.zeros_like(drawn, bool)
+    dup[:, 1:] = drawn[:, 1:] == drawn[:, :-1]
+    drawn[dup] = len(codes)
+    drawn.sort(axis=1)
+    labels = np.append(codes, "")
+    out = labels[drawn[:, 0]].astype(object) if k_max else np.full(n, "", object)
+    for j in range(1, k_max):
+        nxt = labels[drawn[:, j]]
+        out = np.where(nxt != "", out + "," + nxt, out)
+    none = ~in_need & (rng.random(n) < fp["no_factor_share_not_in_need"])
+    out = np.where(none, "21", out)
+    out = np.where(uasc, "9A", out)
+    return np.where(assessed, out, None)
+
+
 def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, last_ref, seq, out):
     """Run referrals (``rows[i]`` referred on ``dates[i]``) through the social-care pathway."""
     n = len(rows)
@@ -380,7 +408,7 @@ def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, la
         "referral_id": ref_id, "person_id": cohort.person_id[rows], "la_code": la,
         "referral_date": dates, "referral_source": source, "primary_need": need, "nfa": nfa,
         "assessed": assessed, "assessment_start": a_start, "assessment_authorised": a_auth,
-        "in_need": in_need, "factors": None, "cin_plan_start": plan_start,
+        "in_need": in_need, "factors": _factors(rng, params, in_need, assessed, uasc), "cin_plan_start": plan_start,
         "cin_plan_end": np.where(cin_plan, close, NAT), "closure_date": close,
         "closure_reason": reason, "rereferral": rereferral, "uasc": uasc,
     }))  # fmt: skip
