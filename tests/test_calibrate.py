@@ -90,7 +90,7 @@ def _concat(blocks: list[dict[str, list]]) -> dict[str, list]:
     return {k: [v for b in blocks for v in b[k]] for k in blocks[0]}
 
 
-def _referrals() -> dict[str, pa.Array]:
+def _referrals(extra_in_need: int = 0) -> dict[str, pa.Array]:
     def flags(n, first):
         return [i < first for i in range(n)]
 
@@ -107,6 +107,9 @@ def _referrals() -> dict[str, pa.Array]:
         # 337 closed ON 31 March 2024: in need at 31 March 2023, not at 31 March 2024
         _block(RESIDENT[1000:1337], referral_date=D(2022, 2, 1), closure_date=CENSUS, in_need=True,
                nfa=False, rereferral=False),
+        # extra children in need at 31 March 2024 (none by default), referred before the year
+        _block(RESIDENT[5000:5000 + extra_in_need], referral_date=D(2022, 6, 1),
+               closure_date=None, in_need=True, nfa=False, rereferral=False),
         # 20 open but not in need: never counted
         _block(RESIDENT[2000:2020], referral_date=D(2022, 5, 1), closure_date=None, in_need=False,
                nfa=False, rereferral=False),
@@ -220,12 +223,13 @@ def make_run(
     *,
     birth_start: str = "2005-01-01",
     open_since_2021: int = 41,
+    extra_in_need: int = 0,
     pupils: bool = True,
 ) -> Path:
     """Write the fake run into ``folder`` (truth tables and manifest) and return it."""
     (folder / "truth").mkdir(parents=True)
     _write(folder, "persons", _persons())
-    _write(folder, "referrals", _referrals())
+    _write(folder, "referrals", _referrals(extra_in_need))
     _write(folder, "cp_plans", _cp_plans())
     _write(folder, "care_periods", _care_periods(open_since_2021))
     if pupils:
@@ -360,6 +364,15 @@ def test_tolerance_rule(report: CalibrationReport):
     assert lines["cla_male_share_2024"].tolerance == pytest.approx(
         200 * math.sqrt(0.57 * 0.43 / 69)
     )
+
+
+@pytest.mark.parametrize(("extra", "status"), [(34, "ok"), (35, "OUTSIDE")])
+def test_tolerance_boundary(tmp_path: Path, extra: int, status: str):
+    # 327.88 per 10k x (1 + 2 / sqrt(327.88)) = 364.1: 364 children are within, 365 outside
+    report = calibrate(make_run(tmp_path / "run", extra_in_need=extra))
+    line = next(line for line in report.lines if line.key == "cin_at_31_march_2024")
+    assert line.numerator == 330 + extra
+    assert line.status == status
 
 
 def test_all_ok_report_and_table(report: CalibrationReport):

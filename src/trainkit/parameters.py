@@ -80,10 +80,18 @@ class Parameters(Mapping):
                 )
             old = entries[key]
             _check_same_shape(f"parameters.{key}", old.value, new)
+            new = _merged(old.value, new)
             entries[key] = Parameter(
                 key, new, old.unit, "config override", None, f"overrides {old.value!r}"
             )
         return Parameters(entries)
+
+
+def _merged(old: Any, new: Any) -> Any:
+    """``new`` laid over ``old``: mappings merge key by key, anything else is replaced."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {k: _merged(old[k], new[k]) if k in new else old[k] for k in old}
+    return new
 
 
 def _nearest(key: str, names) -> str | None:

@@ -25,6 +25,7 @@ Social-care status on a date is hierarchical, as in DfE's Outcomes for children 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -335,6 +336,24 @@ def _unauthorised_intercept(alpha: np.ndarray, sd: float, slope: float, share) -
     )
 
 
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + _ERF(np.asarray(x, dtype=float) / np.sqrt(2.0)).astype(float))
+
+
+def _capped_lognormal_intercept(mean: np.ndarray, sd: float, cap: float) -> np.ndarray:
+    """``a`` such that E[min(exp(a + sd * Z), cap)] = mean, Z standard normal."""
+    log_cap = np.log(cap)
+
+    def capped_mean(a: np.ndarray) -> np.ndarray:
+        below = np.exp(a + sd**2 / 2) * _normal_cdf((log_cap - a - sd**2) / sd)
+        return below + cap * (1 - _normal_cdf((log_cap - a) / sd))
+
+    return _bisect(capped_mean, mean, lo=-40.0, hi=np.log(cap))
+
+
 def _inverse_normal(p: np.ndarray) -> np.ndarray:
     inv = NormalDist().inv_cdf
     flat = np.clip(np.asarray(p, dtype=float).ravel(), 1e-9, 1 - 1e-9)
@@ -524,14 +543,31 @@ class _EducationRun:
         )  # fmt: skip
         return float(np.sqrt(w @ self.latent_cov @ w + extra_variance))
 
+    def _state_school_threshold(
+        self, weights: dict, extra_variance: float, share: np.ndarray
+    ) -> np.ndarray:
+        """Threshold ``t`` with P(latent > t) = ``share`` among state-school pupils.
+
+        The latent is taken as normal with the cohort's spread around a national mean of 0,
+        shifted by the selection of less deprived children into independent schools (deciles
+        uniform nationally, thinned by the independent-school shares).
+        """
+        w = np.array([weights.get(k, 0.0) for k in ("deprivation", "adversity", "child_risk")])
+        cov = self.latent_cov
+        slope = w[0] + w[1:] @ cov[1:, 0] / cov[0, 0]  # latent on z_dep, others averaged
+        stay = 1 - np.asarray(self.p["independent_share_by_deprivation_decile"], dtype=float)
+        z_state = stay @ _z_deprivation(np.arange(1, 11)) / stay.sum()
+        sd = self._latent_sd(weights, extra_variance)
+        return slope * z_state + sd * _inverse_normal(1 - np.asarray(share, dtype=float))
+
     def _calibrate(self, years: np.ndarray) -> None:
         p = self.p
         self.years = years
         # FSM: eligible when the propensity exceeds the year's threshold
+        # (the published shares are of state-school pupils, who are more deprived than all children)
         wf = p["fsm_weights"]
-        self.fsm_sd = self._latent_sd(wf, wf["transient"] ** 2)
         fsm_share = p.by_year(years, "fsm_share_before_2015", "fsm_share_by_year") / 100
-        self.fsm_threshold = self.fsm_sd * _inverse_normal(1 - fsm_share)
+        self.fsm_threshold = self._state_school_threshold(wf, wf["transient"] ** 2, fsm_share)
 
         # SEN: thresholds by year, NC year and sex (0 girls, 1 boys)
         ws = p["sen_weights"]
@@ -571,22 +607,26 @@ class _EducationRun:
             self.absence_alpha, self.absence_sd, p["unauthorised_slope"], share
         )
 
-        # exclusions: log-rate intercepts (lognormal mean correction)
+        # exclusions: suspension log-rate intercepts (mean of a capped lognormal) and permanent
+        # exclusion intercepts (mean of 1 - exp(-rate)), by year and NC year
         we, sde = p["exclusion_weights"], p["exclusion_frailty_sd"]
         self.exclusion_sd = self._latent_sd(we, sde["child"] ** 2 + sde["year"] ** 2)
         susp = p.by_year(years, "suspension_rate_other_years", "suspension_rate_by_year") / 100
-        perm = p.by_year(
-            years, "permanent_exclusion_rate_other_years", "permanent_exclusion_rate_by_year"
-        ) / 100
+        perm_years = ("permanent_exclusion_rate_other_years", "permanent_exclusion_rate_by_year")
+        perm = p.by_year(years, *perm_years) / 100
         gamma = p["permanent_exclusion_risk_exponent"]
-        self.suspension_log_rate = (
-            np.log(susp)[:, None] + np.log(p.profile("suspension_year_group_ratio"))[None, :]
-            - self.exclusion_sd**2 / 2
-        )  # fmt: skip
-        self.permanent_log_rate = (
-            np.log(perm)[:, None]
-            + np.log(p.profile("permanent_exclusion_year_group_ratio"))[None, :]
-            - (gamma * self.exclusion_sd) ** 2 / 2
+        self.suspension_cap = float(p["suspension_max_per_year"])
+        self.suspension_log_rate = _capped_lognormal_intercept(
+            susp[:, None] * p.profile("suspension_year_group_ratio")[None, :],
+            self.exclusion_sd,
+            self.suspension_cap,
+        )
+        perm_sd = gamma * self.exclusion_sd
+        nodes = perm_sd * _HERMITE_NODES
+        self.permanent_log_rate = _bisect(
+            lambda b: -np.expm1(-np.exp(b[..., None] + nodes)) @ _HERMITE_WEIGHTS,
+            perm[:, None] * p.profile("permanent_exclusion_year_group_ratio")[None, :],
+            lo=-40.0,
         )
         ratios = p["exclusion_boys_rate_ratio"]
         self.exclusion_sex_log = {
@@ -661,6 +701,7 @@ class _EducationRun:
         male = self.male[rows].astype(int)
         prov = (sen_s > self.sen_t_any[i, nc, male]).astype(np.int8)
         prov += sen_s > self.sen_t_ehc[i, nc, male]
+        prov[self.special_start[rows] <= census_day] = 2  # special-school places come with a plan
         self._record_census(rows, year, census_day, nc, fsm, prov, sen_s, dep, on_census, i, male)
 
         # EHC plans for needs usually met in special schools: move at the next September
@@ -783,7 +824,7 @@ class _EducationRun:
             self.suspension_log_rate[i, nc] + self.exclusion_sex_log["suspension"][male] + eta
             + p.social_care("exclusion_social_care_log_ratio")[status] + setting_log[setting]
         )  # fmt: skip
-        count = rng.poisson(np.exp(log_rate) * share)
+        count = rng.poisson(np.minimum(np.exp(log_rate), self.suspension_cap) * share)
         who = np.repeat(np.arange(rows.size), count)
         day = uniform_dates(rng, lo[who], np.maximum(lo[who], hi[who]))
         lengths = p["suspension_length_days"]

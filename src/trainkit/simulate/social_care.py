@@ -340,6 +340,7 @@ def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, la
 
     # section 47, conference, child protection plan
     p_s47 = params["social_care.s47_share_of_in_need"]
+    p_s47 = p_s47 * np.where(cp_count[rows] > 0, params["social_care.previous_plan_s47_ratio"], 1.0)
     s47 = in_need & ~uasc & (need != "N2") & (rng.random(n) < p_s47 * np.exp(0.3 * score) / 1.2)
     s47_date = np.maximum(dates + rng.integers(0, 15, n), dob)
     icpc = s47 & (rng.random(n) < params["social_care.icpc_share_of_s47"])
