@@ -115,6 +115,7 @@ _NEOCARE_BANDS = (
 _MAX_ADMISSIONS_PER_PERSON = 1000  # admission_id = person_id * 1000 + sequence number
 _MAX_REJECTION_ROUNDS = 60  # seasonal date draws: accept whatever is left after this many
 _NEWTON_STEPS = 30
+_CENTRING_ROUNDS = 4
 _DAY_KEY = 1 << 22  # row * _DAY_KEY + (day + _DAY_OFFSET) orders (child, day) as one int64
 _DAY_OFFSET = 1 << 21
 _LA_CODE_LIMIT = 1000  # DfE LA numbers have three digits
@@ -649,12 +650,15 @@ def _mother_age(cohort: Cohort, rows: np.ndarray, model: HealthModel, rng) -> np
     )
     age_first = mean_first + rng.normal(0.0, p["health.mother_age_sd"], k)
     gap = (day - first[inv]) / days
-    age = age_first[inv] + gap
-    if len(age):  # centre on the published mean age of mothers at birth
-        age = age + (p["health.mother_age_mean"] - age.mean())
-    # keep every birth of one mother within the limits, moving her whole history together
+    # keep every birth of one mother within the limits, moving her whole history together, and
+    # centre on the published mean age of mothers at birth (a few rounds: clipping moves the mean)
     span = (last - first)[inv] / days
-    first_age = np.clip(age - gap, lo, np.maximum(hi - span, lo))
+    first_age = age_first[inv]
+    for _ in range(_CENTRING_ROUNDS):
+        if len(first_age) == 0:
+            break
+        shift = p["health.mother_age_mean"] - float(np.mean(first_age + gap))
+        first_age = np.clip(first_age + shift, lo, np.maximum(hi - span, lo))
     age = first_age + gap
     return np.clip(np.floor(age), lo, hi).astype(np.int64)
 
