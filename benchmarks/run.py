@@ -122,7 +122,9 @@ def main() -> int:
     print()
     print(table)
     if args.markdown:
-        machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        machine = (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        )
         args.markdown.write_text(
             "# Benchmarks\n\n"
             "`benchmarks/run.py` runs `trainkit generate` for each size and samples the resident "

@@ -28,7 +28,9 @@ def test_environment_yml_matches_pyproject():
     for d in env["dependencies"]:
         if isinstance(d, dict):
             conda |= {_name(x) for x in d.get("pip", [])}
-    assert conda == wanted, f"only in environment.yml: {conda - wanted}; only in pyproject: {wanted - conda}"
+    assert conda == wanted, (
+        f"only in environment.yml: {conda - wanted}; only in pyproject: {wanted - conda}"
+    )
 
 
 def test_byte_shaping_versions_pinned_everywhere():

@@ -88,13 +88,15 @@ def test_episodes_chain_within_each_period(truth):
 
 
 def test_planted_in_need_gradient_is_recovered(truth):
-    """Planted: log odds of being found in need rise by in_need_risk_log_or per unit of risk score."""
+    """Planted: log odds of being found in need rise by in_need_risk_log_or per unit of score."""
     params = load_parameters()
     b = params["social_care.risk_log_rr"]
     planted = params["social_care.in_need_risk_log_or"]
     r = truth("referrals").query("assessed and not uasc").merge(truth("persons"), on="person_id")
     z = (5.5 - r.deprivation_decile) / 2.87
-    score = b["adversity"] * r.family_adversity + b["child_risk"] * r.child_risk + b["deprivation"] * z
+    score = (
+        b["adversity"] * r.family_adversity + b["child_risk"] * r.child_risk + b["deprivation"] * z
+    )
     fit = sm.Logit(r.in_need.astype(float), sm.add_constant(score.to_numpy())).fit(disp=0)
     est, se = fit.params.iloc[1], fit.bse.iloc[1]
     assert abs(est - planted) < max(3 * se, 0.05), (est, se)

@@ -20,7 +20,7 @@ def _add_generate(sub) -> None:
     p = sub.add_parser(
         "generate",
         help="simulate a population and write its truth tables",
-        description="Simulate children's lives and write DIR/truth/*.parquet and DIR/manifest.json.",
+        description="Simulate children's lives; write DIR/truth/*.parquet and DIR/manifest.json.",
     )
     p.add_argument("--children", type=int, help="people to simulate (default 10000)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")

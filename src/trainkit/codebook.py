@@ -35,7 +35,8 @@ def truth_codebook() -> str:
     intro = (
         "The truth tables that `trainkit generate` writes to `DIR/truth/<table>.parquet`: the "
         "simulated lives themselves, before any agency records them. Dates are Parquet `date32`, "
-        "flags are booleans, empty means missing. Read them with `trainkit.read_truth(DIR, table)`. "
+        "flags are booleans, empty means missing. Read them with "
+        "`trainkit.read_truth(DIR, table)`. "
         "This page is generated from the declarations in `src/trainkit/simulate/` by "
         "`python -m trainkit.codebook`; a test fails when it is out of date."
     )

@@ -164,7 +164,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"config: {p} is not valid YAML{where}; fix the syntax") from None
     except ValueError as e:  # e.g. a date such as 2024-13-01
-        raise ConfigError(f"config: {p} holds an invalid value ({e}); write dates as YYYY-MM-DD") from None
+        raise ConfigError(
+            f"config: {p} holds an invalid value ({e}); write dates as YYYY-MM-DD"
+        ) from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):

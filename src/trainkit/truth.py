@@ -34,9 +34,7 @@ def read_manifest(data_dir: str | Path) -> dict:
         raise DataError(f"{path} is not valid JSON ({e}); regenerate the dataset") from None
 
 
-def read_truth(
-    data_dir: str | Path, table: str, columns: list[str] | None = None
-) -> pd.DataFrame:
+def read_truth(data_dir: str | Path, table: str, columns: list[str] | None = None) -> pd.DataFrame:
     """One truth table as a DataFrame, dates as ``datetime64``.
 
     Raises:

@@ -19,33 +19,59 @@ from .schema import Column, Table
 DAYS = 365.25
 
 LEGAL_STATUS = {
-    "C1": "Interim care order", "C2": "Full care order", "D1": "Freeing order granted",
-    "E1": "Placement order granted", "V2": "Single period of accommodation under section 20",
-    "L1": "Under police protection", "L2": "Emergency protection order",
+    "C1": "Interim care order",
+    "C2": "Full care order",
+    "D1": "Freeing order granted",
+    "E1": "Placement order granted",
+    "V2": "Single period of accommodation under section 20",
+    "L1": "Under police protection",
+    "L2": "Emergency protection order",
     "J1": "Remanded to LA accommodation or youth detention",
-}  # fmt: skip
+}
 PLACEMENT = {
     "A3": "Placed for adoption with consent with current foster carer(s)",
     "A4": "Placed for adoption with consent not with current foster carer(s)",
     "A5": "Placed for adoption with placement order with current foster carer(s)",
     "A6": "Placed for adoption with placement order not with current foster carer(s)",
-    "H5": "Semi-independent living accommodation", "K2": "Children's home", "P1": "Placed with parent(s)",
-    "P2": "Independent living", "R1": "Residential care home", "R3": "Family centre or mother and baby unit",
-    "S1": "Residential school", "U1": "Foster placement with relative or friend, long term",
-    "U3": "Foster placement with relative or friend, other", "U4": "Foster placement with other carer, long term",
-    "U5": "Foster placement with other carer, fostering for adoption", "U6": "Foster placement with other carer, other",
+    "H5": "Semi-independent living accommodation",
+    "K2": "Children's home",
+    "P1": "Placed with parent(s)",
+    "P2": "Independent living",
+    "R1": "Residential care home",
+    "R3": "Family centre or mother and baby unit",
+    "S1": "Residential school",
+    "U1": "Foster placement with relative or friend, long term",
+    "U3": "Foster placement with relative or friend, other",
+    "U4": "Foster placement with other carer, long term",
+    "U5": "Foster placement with other carer, fostering for adoption",
+    "U6": "Foster placement with other carer, other",
     "Z1": "Other placement",
-}  # fmt: skip
+}
 RNE = {
-    "S": "Started to be looked after", "L": "Change of legal status only",
-    "P": "Change of placement and carer(s) only", "B": "Change of legal status and placement and carer(s)",
-}  # fmt: skip
+    "S": "Started to be looked after",
+    "L": "Change of legal status only",
+    "P": "Change of placement and carer(s) only",
+    "B": "Change of legal status and placement and carer(s)",
+}
 PROVIDER_KIND = {
-    "U1": "kinship", "U3": "kinship", "U4": "foster", "U5": "foster", "U6": "foster",
-    "K2": "residential", "R1": "residential", "S1": "residential", "H5": "semi_independent",
-    "P2": "semi_independent", "P1": "parents", "R3": "other", "Z1": "other",
-    "A3": "foster", "A4": "other", "A5": "foster", "A6": "other",
-}  # fmt: skip
+    "U1": "kinship",
+    "U3": "kinship",
+    "U4": "foster",
+    "U5": "foster",
+    "U6": "foster",
+    "K2": "residential",
+    "R1": "residential",
+    "S1": "residential",
+    "H5": "semi_independent",
+    "P2": "semi_independent",
+    "P1": "parents",
+    "R3": "other",
+    "Z1": "other",
+    "A3": "foster",
+    "A4": "other",
+    "A5": "foster",
+    "A6": "other",
+}
 
 TABLES = (
     Table(
@@ -57,7 +83,11 @@ TABLES = (
             Column("la_code", "int16", "DfE LA number."),
             Column("episode", "int16", "Episode number within the period, from 1."),
             Column("start_date", "date", "DECOM: date the episode started."),
-            Column("end_date", "date", "DEC: date the episode ceased; empty if open at the census date."),
+            Column(
+                "end_date",
+                "date",
+                "DEC: date the episode ceased; empty if open at the census date.",
+            ),
             Column("reason_new_episode", "string", "RNE.", RNE),
             Column("legal_status", "string", "LS.", LEGAL_STATUS),
             Column("category_of_need", "string", "CIN: category of need (N1-N8)."),
@@ -65,8 +95,14 @@ TABLES = (
             Column("placement_provider", "string", "PLACE_PROVIDER (PR0-PR5)."),
             Column("placement_postcode", "string", "PL_POST: postcode of the placement."),
             Column("home_postcode", "string", "HOME_POST: the child's home postcode on entry."),
-            Column("reason_place_change", "string", "REASON_PLACE_CHANGE, for changes of placement."),
-            Column("reason_ended", "string", "REC: X1 when another episode follows, else the period's reason."),
+            Column(
+                "reason_place_change", "string", "REASON_PLACE_CHANGE, for changes of placement."
+            ),
+            Column(
+                "reason_ended",
+                "string",
+                "REC: X1 when another episode follows, else the period's reason.",
+            ),
         ),
         key=("period_id", "episode"),
     ),
@@ -77,7 +113,12 @@ TABLES = (
             Column("period_id", "int64", "Period of care.", nullable=False),
             Column("person_id", "int64", "Child.", nullable=False),
             Column("la_code", "int16", "DfE LA number."),
-            Column("missing_type", "string", "M missing, A away without authorisation.", {"M": "Missing", "A": "Away"}),
+            Column(
+                "missing_type",
+                "string",
+                "M missing, A away without authorisation.",
+                {"M": "Missing", "A": "Away"},
+            ),
             Column("start_date", "date", "MIS_START."),
             Column("end_date", "date", "MIS_END."),
         ),
@@ -89,7 +130,11 @@ TABLES = (
             Column("period_id", "int64", "Period of care.", nullable=False),
             Column("person_id", "int64", "Child.", nullable=False),
             Column("la_code", "int16", "DfE LA number."),
-            Column("date_should_be_placed", "date", "DATE_INT: decision that the child should be placed for adoption."),
+            Column(
+                "date_should_be_placed",
+                "date",
+                "DATE_INT: decision that the child should be placed for adoption.",
+            ),
             Column("date_matched", "date", "DATE_MATCH: matched with adopters."),
             Column("date_placed", "date", "DATE_PLACED: placed for adoption."),
             Column("date_adopted", "date", "Adoption order (the period's end)."),
@@ -109,10 +154,14 @@ TABLES = (
             Column("birthday", "date", "The birthday the outcome refers to."),
             Column("in_touch", "string", "IN_TOUCH (YES, NO, DIED, REFU, NREQ, RHOM)."),
             Column("activity", "string", "ACTIV (F1 ... G6, 0)."),
-            Column("accommodation", "string", "ACCOM: type letter and 1 suitable / 2 unsuitable; 0 not known."),
+            Column(
+                "accommodation",
+                "string",
+                "ACCOM: type letter and 1 suitable / 2 unsuitable; 0 not known.",
+            ),
         ),
     ),
-)  # fmt: skip
+)
 
 
 def _pick(rng, codes, probs, n=None):
@@ -151,7 +200,9 @@ def simulate_care(
     stop = np.where(np.isnat(end), cohort.census_date, end)
     adoptions = _adoptions(periods, start, end, params, rng)
     return {
-        "care_episodes": _episodes(cohort, periods, row, start, end, stop, adoptions, geo, params, rng),
+        "care_episodes": _episodes(
+            cohort, periods, row, start, end, stop, adoptions, geo, params, rng
+        ),
         "missing_episodes": _missing(periods, row, start, stop, cohort, params, rng),
         "adoptions": adoptions,
         "care_leaver_outcomes": _care_leavers(cohort, periods, row, start, stop, params, rng),
@@ -188,14 +239,21 @@ def _episodes(cohort, periods, row, start, end, stop, adoptions, geo, params, rn
     )
     ok2 = wants_order & ~uasc & (t2 < stop)
     ev_pid.append(pid[ok2]), ev_date.append(t2[ok2]), ev_ls.append(final[ok2])
-    legal = pd.DataFrame({"period_id": np.concatenate(ev_pid), "date": np.concatenate(ev_date),
-                          "legal_status": np.concatenate(ev_ls)})  # fmt: skip
+    legal = pd.DataFrame(
+        {
+            "period_id": np.concatenate(ev_pid),
+            "date": np.concatenate(ev_date),
+            "legal_status": np.concatenate(ev_ls),
+        }
+    )
 
     # placement timeline: a first placement, moves at random times, adoption placements
     moves_rate = np.asarray(params["care.placement_moves_per_year"], float)[_band(age0, uasc)]
     k = rng.poisson(moves_rate * length / DAYS)
     mp = np.repeat(np.arange(n), k)
-    move_dates = start[mp] + 1 + (rng.random(len(mp)) * np.maximum(length[mp] - 1, 1)).astype(np.int64)
+    move_dates = (
+        start[mp] + 1 + (rng.random(len(mp)) * np.maximum(length[mp] - 1, 1)).astype(np.int64)
+    )
     adopted = pd.Index(pid).get_indexer(adoptions["period_id"])
     placed = adoptions["date_placed"].to_numpy("datetime64[D]")
     place_rows = np.r_[np.arange(n), mp, adopted]
@@ -208,14 +266,21 @@ def _episodes(cohort, periods, row, start, end, stop, adoptions, geo, params, rn
     place_rows, place_dates, kind = place_rows[keep], place_dates[keep], kind[keep]
     age_then = age_in_years(dob[place_rows], place_dates)
     sh = params["care.placement_shares"]
-    table = np.array([sh[b] for b in ("under1", "age1to4", "age5to9", "age10to15", "age16plus", "uasc")])
+    table = np.array(
+        [sh[b] for b in ("under1", "age1to4", "age5to9", "age10to15", "age16plus", "uasc")]
+    )
     probs = table[_band(age_then, uasc[place_rows])]
     placement = _pick(rng, sh["codes"], probs)
     with_fc = np.zeros(len(kind), bool)
-    with_fc[kind == 2] = adoptions["foster_carer"].to_numpy(bool)[keep[-len(adopted):]] if len(adopted) else []
+    with_fc[kind == 2] = (
+        adoptions["foster_carer"].to_numpy(bool)[keep[-len(adopted) :]] if len(adopted) else []
+    )
     placement = np.where(kind == 2, np.where(with_fc, "A5", "A6"), placement)
-    placement = np.where(kind == 2, placement, np.where(
-        (placement == "U5") & (route[place_rows] != "adopted"), "U6", placement))  # fmt: skip
+    placement = np.where(
+        kind == 2,
+        placement,
+        np.where((placement == "U5") & (route[place_rows] != "adopted"), "U6", placement),
+    )
     provider = np.empty(len(placement), dtype=object)
     kinds = np.vectorize(PROVIDER_KIND.get, otypes=[object])(placement)
     for kname, shares in params["care.placement_provider"].items():
@@ -229,11 +294,16 @@ def _episodes(cohort, periods, row, start, end, stop, adoptions, geo, params, rn
     home = cohort.postcode_at(row, np.maximum(start, dob))
     pl_post = np.where(placement == "P1", home[place_rows], geo.postcode[pc_row])
     reasons = _pick_map(rng, params["care.placement_change_reasons"], len(placement))
-    places = pd.DataFrame({
-        "period_id": pid[place_rows], "date": place_dates, "placement": placement,
-        "placement_provider": provider, "placement_postcode": pl_post,
-        "reason_place_change": np.where(kind == 0, None, reasons),
-    })  # fmt: skip
+    places = pd.DataFrame(
+        {
+            "period_id": pid[place_rows],
+            "date": place_dates,
+            "placement": placement,
+            "placement_provider": provider,
+            "placement_postcode": pl_post,
+            "reason_place_change": np.where(kind == 0, None, reasons),
+        }
+    )
 
     ev = pd.concat([legal.assign(_l=True), places.assign(_p=True)], ignore_index=True)
     ev = ev.groupby(["period_id", "date"], sort=True).first().reset_index()
@@ -249,21 +319,34 @@ def _episodes(cohort, periods, row, start, end, stop, adoptions, geo, params, rn
     rne = np.select([first, ev["_l"] & ev["_p"], ev["_l"]], ["S", "B", "L"], "P")
     rec = np.where(last, info.loc[ev["period_id"], "reason_ended"].to_numpy(object), "X1")
     rec = np.where(last & np.isnat(p_end), None, rec)
-    rpc = np.where(np.isin(rne, ["P", "B"]) & (ev["date"].to_numpy("datetime64[D]") >= np.datetime64("2016-04-01")),
-                   ev["reason_place_change"].to_numpy(object), None)  # fmt: skip
+    rpc = np.where(
+        np.isin(rne, ["P", "B"])
+        & (ev["date"].to_numpy("datetime64[D]") >= np.datetime64("2016-04-01")),
+        ev["reason_place_change"].to_numpy(object),
+        None,
+    )
     ep_row = pd.Index(pid).get_indexer(ev["period_id"])
-    return pd.DataFrame({
-        "period_id": ev["period_id"].to_numpy(), "person_id": periods["person_id"].to_numpy()[ep_row],
-        "la_code": periods["la_code"].to_numpy()[ep_row],
-        "episode": ev.groupby("period_id").cumcount().to_numpy(np.int16) + 1,
-        "start_date": ev["date"].to_numpy("datetime64[D]"), "end_date": ep_end,
-        "reason_new_episode": rne, "legal_status": ev["legal_status"].to_numpy(object),
-        "category_of_need": np.where(uasc, "N8", periods["primary_need"].fillna("N1").to_numpy(object))[ep_row],
-        "placement": ev["placement"].to_numpy(object),
-        "placement_provider": ev["placement_provider"].to_numpy(object),
-        "placement_postcode": ev["placement_postcode"].to_numpy(object),
-        "home_postcode": home[ep_row], "reason_place_change": rpc, "reason_ended": rec,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "period_id": ev["period_id"].to_numpy(),
+            "person_id": periods["person_id"].to_numpy()[ep_row],
+            "la_code": periods["la_code"].to_numpy()[ep_row],
+            "episode": ev.groupby("period_id").cumcount().to_numpy(np.int16) + 1,
+            "start_date": ev["date"].to_numpy("datetime64[D]"),
+            "end_date": ep_end,
+            "reason_new_episode": rne,
+            "legal_status": ev["legal_status"].to_numpy(object),
+            "category_of_need": np.where(
+                uasc, "N8", periods["primary_need"].fillna("N1").to_numpy(object)
+            )[ep_row],
+            "placement": ev["placement"].to_numpy(object),
+            "placement_provider": ev["placement_provider"].to_numpy(object),
+            "placement_postcode": ev["placement_postcode"].to_numpy(object),
+            "home_postcode": home[ep_row],
+            "reason_place_change": rpc,
+            "reason_ended": rec,
+        }
+    )
 
 
 def _missing(periods, row, start, stop, cohort, params, rng):
@@ -279,12 +362,16 @@ def _missing(periods, row, start, stop, cohort, params, rng):
     d = params["care.missing_days"]
     length = np.minimum(rng.geometric(1 / d["mean"], len(idx)) - 1, d["max"])
     e = np.minimum(s + length, stop[idx])
-    out = pd.DataFrame({
-        "period_id": periods["period_id"].to_numpy()[idx], "person_id": periods["person_id"].to_numpy()[idx],
-        "la_code": periods["la_code"].to_numpy()[idx],
-        "missing_type": np.where(rng.random(len(idx)) < p["away_share"], "A", "M"),
-        "start_date": s, "end_date": np.where(e >= cohort.census_date, NAT, e),
-    })  # fmt: skip
+    out = pd.DataFrame(
+        {
+            "period_id": periods["period_id"].to_numpy()[idx],
+            "person_id": periods["person_id"].to_numpy()[idx],
+            "la_code": periods["la_code"].to_numpy()[idx],
+            "missing_type": np.where(rng.random(len(idx)) < p["away_share"], "A", "M"),
+            "start_date": s,
+            "end_date": np.where(e >= cohort.census_date, NAT, e),
+        }
+    )
     return out.sort_values(["person_id", "start_date"], kind="stable").reset_index(drop=True)
 
 
@@ -296,18 +383,28 @@ def _adoptions(periods, start, end, params, rng):
     placed = np.maximum(e - (rng.uniform(ya, yb, n) * DAYS).astype(np.int64), s + 30)
     matched = np.maximum(placed - rng.integers(7, 60, n), s + 20)
     share = params["care.adoption_stage_shares"]["decision"]
-    decision = s + ((matched - s).astype(np.int64) * share * rng.uniform(0.6, 1.4, n)).astype(np.int64)
+    decision = s + ((matched - s).astype(np.int64) * share * rng.uniform(0.6, 1.4, n)).astype(
+        np.int64
+    )
     decision = np.minimum(decision, matched - 1)
     a = params["care.adopters"]
     sex = _pick_map(rng, a["sex"], n)
     fc = rng.random(n) < a["foster_carer_share"]
-    return pd.DataFrame({
-        "period_id": periods["period_id"].to_numpy()[m], "person_id": periods["person_id"].to_numpy()[m],
-        "la_code": periods["la_code"].to_numpy()[m], "date_should_be_placed": decision,
-        "date_matched": matched, "date_placed": placed, "date_adopted": e, "foster_carer": fc,
-        "number_of_adopters": np.where(np.isin(sex, ["M1", "F1"]), 1, 2).astype(np.int8),
-        "sex_of_adopters": sex, "legal_status_of_adopters": _pick_map(rng, a["legal_status"], n),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "period_id": periods["period_id"].to_numpy()[m],
+            "person_id": periods["person_id"].to_numpy()[m],
+            "la_code": periods["la_code"].to_numpy()[m],
+            "date_should_be_placed": decision,
+            "date_matched": matched,
+            "date_placed": placed,
+            "date_adopted": e,
+            "foster_carer": fc,
+            "number_of_adopters": np.where(np.isin(sex, ["M1", "F1"]), 1, 2).astype(np.int8),
+            "sex_of_adopters": sex,
+            "legal_status_of_adopters": _pick_map(rng, a["legal_status"], n),
+        }
+    )
 
 
 def _care_leavers(cohort, periods, row, start, stop, params, rng):
@@ -316,7 +413,9 @@ def _care_leavers(cohort, periods, row, start, stop, params, rng):
     since14 = np.maximum((stop - np.maximum(start, add_years(dob, 14))).astype(np.int64), 0)
     days14 = pd.Series(since14).groupby(row).transform("sum").to_numpy()
     at16 = stop >= add_years(dob, 16)
-    eligible = (days14 >= 91) & at16 & ~periods["reason_ended"].isin(["E11", "E12", "E2"]).to_numpy()
+    eligible = (
+        (days14 >= 91) & at16 & ~periods["reason_ended"].isin(["E11", "E12", "E2"]).to_numpy()
+    )
     # one leaver per child: their last eligible period
     e_idx = np.flatnonzero(eligible)
     last = pd.Series(e_idx).groupby(row[e_idx]).max().to_numpy()
@@ -332,20 +431,39 @@ def _care_leavers(cohort, periods, row, start, stop, params, rng):
     n = len(who)
     young = age <= 18
     act = params["care.care_leaver_activity"]
-    activity = np.where(young, _pick(rng, act["codes"], act["age17to18"], n), _pick(rng, act["codes"], act["age19to21"], n))
+    activity = np.where(
+        young,
+        _pick(rng, act["codes"], act["age17to18"], n),
+        _pick(rng, act["codes"], act["age19to21"], n),
+    )
     part = (rng.random(n) < act["part_time_share"]) & np.isin(activity, ["F1", "F2", "F4", "F5"])
     activity = np.where(part, np.char.replace(activity.astype(str), "F", "P"), activity)
     acc = params["care.care_leaver_accommodation"]
-    letter = np.where(young, _pick(rng, acc["types"], acc["age17to18"], n), _pick(rng, acc["types"], acc["age19to21"], n))
-    unsuitable = rng.random(n) < np.where(young, acc["unsuitable_share"]["age17to18"], acc["unsuitable_share"]["age19to21"])
-    unknown = rng.random(n) < np.where(young, acc["not_known_share"]["age17to18"], acc["not_known_share"]["age19to21"])
-    accommodation = np.where(unknown, "0", np.char.add(letter.astype(str), np.where(unsuitable, "2", "1")))
+    letter = np.where(
+        young,
+        _pick(rng, acc["types"], acc["age17to18"], n),
+        _pick(rng, acc["types"], acc["age19to21"], n),
+    )
+    unsuitable = rng.random(n) < np.where(
+        young, acc["unsuitable_share"]["age17to18"], acc["unsuitable_share"]["age19to21"]
+    )
+    unknown = rng.random(n) < np.where(
+        young, acc["not_known_share"]["age17to18"], acc["not_known_share"]["age19to21"]
+    )
+    accommodation = np.where(
+        unknown, "0", np.char.add(letter.astype(str), np.where(unsuitable, "2", "1"))
+    )
     in_touch = _pick_map(rng, params["care.care_leaver_in_touch"], n)
     in_touch = np.where(died, "DIED", in_touch)
     not_in_touch = np.isin(in_touch, ["NO", "REFU", "DIED"])
-    return pd.DataFrame({
-        "person_id": cohort.person_id[r][who], "la_code": periods["la_code"].to_numpy()[last][who],
-        "age": age.astype(np.int8), "birthday": bday, "in_touch": in_touch,
-        "activity": np.where(not_in_touch, "0", activity),
-        "accommodation": np.where(not_in_touch, "0", accommodation),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "person_id": cohort.person_id[r][who],
+            "la_code": periods["la_code"].to_numpy()[last][who],
+            "age": age.astype(np.int8),
+            "birthday": bday,
+            "in_touch": in_touch,
+            "activity": np.where(not_in_touch, "0", activity),
+            "accommodation": np.where(not_in_touch, "0", accommodation),
+        }
+    )

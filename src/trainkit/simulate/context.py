@@ -40,7 +40,8 @@ class Cohort:
         adversity: float64, the family's latent adversity (standard normal, higher = more adverse;
             shared by siblings, correlated with deprivation). The social-care, education and health
             modules all raise their risks with it, which is what makes the domains move together.
-        child_risk: float64, the child's own latent risk (standard normal; e.g. disability, behaviour).
+        child_risk: float64, the child's own latent risk (standard normal; e.g. disability,
+            behaviour).
         move_dates: datetime64[D] of shape (n, K): dates of address moves, NaT-padded, sorted.
         la_codes: int16 of shape (n, K + 1): DfE three-digit LA code of each address spell.
         postcodes: ``<U8`` of shape (n, K + 1): postcode of each address spell.

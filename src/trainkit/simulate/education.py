@@ -1,4 +1,4 @@
-"""Schooling in England's state schools: enrolments, January censuses, absence, exclusions, KS2, KS4.
+"""Schooling in state schools: enrolments, January censuses, absence, exclusions, KS2 and KS4.
 
 One call of :func:`simulate_education` gives the education truth tables of a shard. The child's
 school career runs from the September after their fourth birthday (reception, NC year 0) to the end
@@ -13,14 +13,15 @@ and 4 results come from explicit linear models whose planted coefficients live i
 ``params/education.yaml`` and are documented in ``docs/planted_effects.md``.
 
 Calibration: FSM and SEN are latent thresholds whose cut-offs are set so that a national population
-(deprivation deciles uniform, latents standard normal) meets each year's published share; absence and
-exclusion intercepts are solved the same way. The spread of the latents is measured on the shard's
-own cohort, their mean is not: a shard of a deprived LA keeps its higher FSM, SEN and absence.
+(deprivation deciles uniform, latents standard normal) meets each year's published share; absence
+and exclusion intercepts are solved the same way. The spread of the latents is measured on the
+shard's own cohort, their mean is not: a shard of a deprived LA keeps its higher FSM, SEN and
+absence.
 Social-care terms are left out of that calibration (they touch 1-4% of pupils).
 
-Social-care status on a date is hierarchical, as in DfE's Outcomes for children in need: looked after
-(``cla``) if a period of care is open; else on a child protection plan (``cpp``); else in need
-(``cin``) if an in-need referral is open.
+Social-care status on a date is hierarchical, as in DfE's Outcomes for children in need: looked
+after (``cla``) if a period of care is open; else on a child protection plan (``cpp``); else in
+need (``cin``) if an in-need referral is open.
 """
 
 from __future__ import annotations
@@ -44,12 +45,26 @@ PRIMARY, SECONDARY, SPECIAL, AP = range(4)
 N_YEAR_GROUPS = 12  # reception (0) to year 11
 SOCIAL_CARE_GROUPS = ("cin", "cpp", "cla")  # status codes 1, 2, 3 (0 = none)
 SEN_PROVISION_CODES = ("N", "K", "E", "A", "P", "S")
-NEED_CODES = ("SPLD", "MLD", "SLD", "PMLD", "SEMH", "SLCN", "HI", "VI", "MSI", "PD", "ASD", "OTH", "NSA")
+NEED_CODES = tuple("SPLD MLD SLD PMLD SEMH SLCN HI VI MSI PD ASD OTH NSA".split())
 ENTRY_REASONS = ("start", "transition", "move", "la_move", "care", "special", "exclusion", "return")
 # when two events fall on one day for a pupil, the one with the highest priority is kept
-EVENT_PRIORITY = {"start": 0, "move": 1, "la_move": 2, "care": 3, "transition": 4, "return": 5,
-                  "exclusion": 6, "special": 7}  # fmt: skip
+EVENT_PRIORITY = {
+    "start": 0,
+    "move": 1,
+    "la_move": 2,
+    "care": 3,
+    "transition": 4,
+    "return": 5,
+    "exclusion": 6,
+    "special": 7,
+}
 DECILE_MEAN, DECILE_SD = 5.5, 2.87  # deciles 1..10 uniform: mean 5.5, SD sqrt(99/12)
+# structure of the school year (definitions, not parameters)
+YEAR_START_MONTH = 9  # academic years run 1 September to 31 August
+FIRST_SECONDARY_YEAR = 7  # NC year in which secondary school starts
+KS2_YEAR = 6  # KS2 tests at the end of year 6 (KS4 exams at the end of education.final_nc_year)
+LAESTAB_LA_FACTOR = 10_000  # LAESTAB = LA number * 10000 + establishment number
+MAX_SHARE = 0.95  # numerical guard on shares built from products of parameters
 
 _NEEDS = {
     "SPLD": "Specific learning difficulty",
@@ -99,9 +114,11 @@ TABLES = (
             Column("la_code", "int16", "DfE LA number of the school."),
             Column("phase", "string", "Phase of the school.",
                    {"primary": "Primary school", "secondary": "Secondary school",
-                    "special": "Special school", "ap": "Alternative provision / pupil referral unit"}),
+                    "special": "Special school",
+                    "ap": "Alternative provision / pupil referral unit"}),
             Column("entry_date", "date", "First day on roll.", nullable=False),
-            Column("leaving_date", "date", "Last day on roll; empty if on roll at the census date."),
+            Column("leaving_date", "date",
+                   "Last day on roll; empty if on roll at the census date."),
             Column("entry_reason", "string", "Why the pupil joined this school (truth only).",
                    {"start": "Started school (reception, or first school after arriving)",
                     "transition": "Moved to secondary school at the start of year 7",
@@ -292,7 +309,12 @@ def _nth_weekday(year: int, month: int, weekday: int, nth: int) -> np.datetime64
 def _academic_year(dates: np.ndarray) -> np.ndarray:
     """Academic year (by its ending year) containing each date."""
     months = dates.astype("datetime64[M]").astype(np.int64)
-    return months // 12 + 1970 + (months % 12 >= 8)
+    return months // 12 + 1970 + (months % 12 >= YEAR_START_MONTH - 1)
+
+
+def _year_start(academic_year) -> np.ndarray:
+    """First day (1 September) of an academic year given by its ending year."""
+    return _date(np.asarray(academic_year) - 1, YEAR_START_MONTH, 1)
 
 
 def _expit(x: np.ndarray) -> np.ndarray:
@@ -378,6 +400,13 @@ def _spell_key(rows: np.ndarray, days: np.ndarray) -> np.ndarray:
     offset = 1_000_000  # days are within +-1e6 of 1970, so the key is monotone in (row, day)
     day = days.astype("datetime64[D]").astype(np.int64) + offset
     return rows.astype(np.int64) * 2 * offset + day
+
+
+def _school_day(day: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Move Saturdays to Friday and Sundays to Monday, staying within ``[lo, hi]``."""
+    weekday = (day.astype(np.int64) + 3) % 7  # Monday = 0; 1970-01-01 was a Thursday
+    shifted = day + np.where(weekday == 5, -1, np.where(weekday == 6, 1, 0))
+    return np.clip(shifted, lo, np.maximum(lo, hi))
 
 
 def _z_deprivation(decile: np.ndarray) -> np.ndarray:
@@ -498,7 +527,7 @@ class _EducationRun:
         self.exclusion_rows = _Rows.of("row", "year", "day", "perm", "sessions", "reason")
         self.move_events = _Rows.of("row", "day")
 
-    # -- who is in a state school, and when ---------------------------------------------------------
+    # -- who is in a state school, and when ------------------------------------------------------
 
     def _schooling_window(self) -> None:
         """First and last day on a state-school roll (``in_state`` False for never)."""
@@ -507,7 +536,7 @@ class _EducationRun:
         born_ay = _academic_year(dob)
         self.reception_ay = born_ay + p["school_start_age"] + 1
         self.final_ay = self.reception_ay + p["final_nc_year"]
-        reception_start = _date(self.reception_ay - 1, 9, 1)
+        reception_start = _year_start(self.reception_ay)
         start = np.asarray(c.start, dtype="datetime64[D]")
         late = start > reception_start
         lo, hi = p["mid_year_entry_delay_days"]
@@ -528,7 +557,7 @@ class _EducationRun:
 
     def _setting(self, rows: np.ndarray, nc: np.ndarray, on: np.ndarray) -> np.ndarray:
         """Setting code (primary, secondary, special, AP) of ``rows`` on dates ``on``."""
-        code = np.where(nc >= 7, SECONDARY, PRIMARY)
+        code = np.where(nc >= FIRST_SECONDARY_YEAR, SECONDARY, PRIMARY)
         code = np.where(self.special_start[rows] <= on, SPECIAL, code)
         in_ap = (self.ap_start[rows] <= on) & (on < self.ap_end[rows])
         return np.where(in_ap, AP, code)
@@ -538,27 +567,35 @@ class _EducationRun:
     def _latent_sd(self, weights: dict, extra_variance: float = 0.0) -> float:
         """SD of ``w_dep * z_dep + w_adv * adversity + w_risk * child_risk`` plus extra variance."""
         w = np.array(
-            [weights.get("deprivation", 0.0), weights.get("adversity", 0.0),
-             weights.get("child_risk", 0.0)]
-        )  # fmt: skip
+            [
+                weights.get("deprivation", 0.0),
+                weights.get("adversity", 0.0),
+                weights.get("child_risk", 0.0),
+            ]
+        )
         return float(np.sqrt(w @ self.latent_cov @ w + extra_variance))
 
     def _state_school_threshold(
         self, weights: dict, extra_variance: float, share: np.ndarray
     ) -> np.ndarray:
-        """Threshold ``t`` with P(latent > t) = ``share`` among state-school pupils.
+        """Threshold ``t`` with P(latent > t) = ``share`` among state-school pupils nationally.
 
-        The latent is taken as normal with the cohort's spread around a national mean of 0,
-        shifted by the selection of less deprived children into independent schools (deciles
-        uniform nationally, thinned by the independent-school shares).
+        Deprivation deciles are uniform nationally (thinned by the independent-school shares);
+        within a decile the rest of the latent is normal, with moments from the cohort's
+        covariance. The shard's own deciles do not enter, so a deprived LA keeps a higher share.
         """
         w = np.array([weights.get(k, 0.0) for k in ("deprivation", "adversity", "child_risk")])
         cov = self.latent_cov
-        slope = w[0] + w[1:] @ cov[1:, 0] / cov[0, 0]  # latent on z_dep, others averaged
-        stay = 1 - np.asarray(self.p["independent_share_by_deprivation_decile"], dtype=float)
-        z_state = stay @ _z_deprivation(np.arange(1, 11)) / stay.sum()
-        sd = self._latent_sd(weights, extra_variance)
-        return slope * z_state + sd * _inverse_normal(1 - np.asarray(share, dtype=float))
+        beta = w[1:] @ cov[1:, 0] / cov[0, 0]  # regression of the rest of the latent on z_dep
+        sd = np.sqrt(w[1:] @ cov[1:, 1:] @ w[1:] - beta**2 * cov[0, 0] + extra_variance)
+        mean = (w[0] + beta) * _z_deprivation(np.arange(1, 11))
+        weight = 1 - np.asarray(self.p["independent_share_by_deprivation_decile"], dtype=float)
+        weight = weight / weight.sum()
+
+        def below(t: np.ndarray) -> np.ndarray:
+            return _normal_cdf((t[..., None] - mean) / sd) @ weight
+
+        return _bisect(below, 1 - np.asarray(share, dtype=float))
 
     def _calibrate(self, years: np.ndarray) -> None:
         p = self.p
@@ -582,23 +619,28 @@ class _EducationRun:
 
         boys = p["sen_boys_share"]
         p_ehc = (
-            ehc[:, None, None] * p.profile("sen_ehc_age_profile")[None, :, None]
+            ehc[:, None, None]
+            * p.profile("sen_ehc_age_profile")[None, :, None]
             * by_sex(boys["ehc"])[None, None, :]
-        )  # fmt: skip
+        )
         p_support = (
-            support[:, None, None] * p.profile("sen_support_age_profile")[None, :, None]
+            support[:, None, None]
+            * p.profile("sen_support_age_profile")[None, :, None]
             * by_sex(boys["support"])[None, None, :]
-        )  # fmt: skip
-        p_any = np.minimum(p_ehc + p_support, 0.95)
+        )
+        p_any = np.minimum(p_ehc + p_support, MAX_SHARE)
         plus = p["school_action_plus_share"]
         self.sen_t_ehc = sen_sd * _inverse_normal(1 - p_ehc)
         self.sen_t_any = sen_sd * _inverse_normal(1 - p_any)
-        self.sen_t_plus = sen_sd * _inverse_normal(1 - np.minimum(p_ehc + plus * p_support, 0.95))
+        p_plus = np.minimum(p_ehc + plus * p_support, MAX_SHARE)
+        self.sen_t_plus = sen_sd * _inverse_normal(1 - p_plus)
         self.sen_share = {"ehc": p_ehc, "support": p_any - p_ehc}
 
         # absence: logit intercepts by year and NC year, unauthorised-share intercepts
         wa, sda = p["absence_weights"], p["absence_logit_sd"]
-        self.absence_sd = self._latent_sd(wa, sda["child"] ** 2 + sda["year"] ** 2 + sda["term"] ** 2)
+        self.absence_sd = self._latent_sd(
+            wa, sda["child"] ** 2 + sda["year"] ** 2 + sda["term"] ** 2
+        )
         rate = p.by_year(years, "absence_rate_other_years", "absence_rate_by_year") / 100
         self.absence_rate = rate[:, None] * p.profile("absence_year_group_ratio")[None, :]
         self.absence_alpha = _logit_normal_intercept(self.absence_rate, self.absence_sd)
@@ -657,12 +699,12 @@ class _EducationRun:
 
     def _year(self, i: int, year: int) -> None:
         """Simulate academic year ``year`` for every child on roll at some time in it."""
-        p, rng, c = self.p, self.rng, self.c
+        p, rng = self.p, self.rng
         rho_f, rho_s = p["fsm_persistence"], p["sen_persistence"]
         self.u_fsm = rho_f * self.u_fsm + np.sqrt(1 - rho_f**2) * rng.standard_normal(self.n)
         self.v_sen = rho_s * self.v_sen + np.sqrt(1 - rho_s**2) * rng.standard_normal(self.n)
 
-        year_start, year_end = _date(year - 1, 9, 1), _date(year, 8, 31)
+        year_start, year_end = _year_start(year), _year_start(year + 1) - 1
         active = self.in_state & (self.first_day <= min(year_end, self.census))
         active &= self.last_day >= year_start
         rows = np.flatnonzero(active)
@@ -672,7 +714,7 @@ class _EducationRun:
 
         # leaving for elective home education
         hazard = p["elective_home_education_annual_rate"]
-        rate = np.where(nc >= 7, hazard["secondary"], hazard["primary"])
+        rate = np.where(nc >= FIRST_SECONDARY_YEAR, hazard["secondary"], hazard["primary"])
         leaves = rng.random(rows.size) < rate
         lo = np.maximum(self.first_day[rows[leaves]], year_start)
         hi = np.minimum(self.last_day[rows[leaves]], year_end)
@@ -694,10 +736,12 @@ class _EducationRun:
         fsm = fsm_s + wf["transient"] * self.u_fsm[rows] > self.fsm_threshold[i]
         ws = p["sen_weights"]
         sen_s = (
-            ws["child_risk"] * self.risk[rows] + ws["adversity"] * self.adv[rows]
-            + ws["deprivation"] * z + ws["transient"] * self.v_sen[rows]
+            ws["child_risk"] * self.risk[rows]
+            + ws["adversity"] * self.adv[rows]
+            + ws["deprivation"] * z
+            + ws["transient"] * self.v_sen[rows]
             + p.social_care("sen_social_care_shift")[status_spring]
-        )  # fmt: skip
+        )
         male = self.male[rows].astype(int)
         prov = (sen_s > self.sen_t_any[i, nc, male]).astype(np.int8)
         prov += sen_s > self.sen_t_ehc[i, nc, male]
@@ -710,11 +754,11 @@ class _EducationRun:
         )
         new_special = (prov == 2) & destined & (self.special_start[rows] == FAR)
         new_special &= nc < p["final_nc_year"]
-        self.special_start[rows[new_special]] = _date(year, 9, 1)
+        self.special_start[rows[new_special]] = _year_start(year + 1)
 
         status_march = self.sc.status(_date(year, 3, 31))[rows]
-        for ks, last_years in ((2, (5, 6)), (4, (10, 11))):
-            at = on_census & (nc == last_years[1])
+        for ks, final_nc in ((2, KS2_YEAR), (4, p["final_nc_year"])):
+            at = on_census & (nc == final_nc)
             snap = self.snap[ks]
             snap["on_census"][rows[at]] = True
             snap["fsm"][rows[at]] = fsm[at]
@@ -729,8 +773,9 @@ class _EducationRun:
     def _terms(self, year: int) -> list[tuple[np.datetime64, np.datetime64]]:
         out = []
         for term in TERMS:
-            (m0, d0), (m1, d1) = (tuple(int(x) for x in s.split("-")) for s in
-                                  self.p["term_dates"][term])  # fmt: skip
+            (m0, d0), (m1, d1) = (
+                tuple(int(x) for x in s.split("-")) for s in self.p["term_dates"][term]
+            )
             y0 = year - 1 if m0 >= 9 else year
             y1 = year - 1 if m1 >= 9 else year
             out.append((_date(y0, m0, d0), _date(y1, m1, d1)))
@@ -750,20 +795,28 @@ class _EducationRun:
             need = np.where(need == nsa, NEED_CODES.index("OTH"), need)
         keep = on_census
         self.census_rows.add(
-            row=rows[keep], year=np.full(keep.sum(), year), day=np.full(keep.sum(), census_day),
-            nc=nc[keep], fsm=fsm[keep], prov=code[keep], need=need[keep], dep=dep[keep],
-        )  # fmt: skip
+            row=rows[keep],
+            year=np.full(keep.sum(), year),
+            day=np.full(keep.sum(), census_day),
+            nc=nc[keep],
+            fsm=fsm[keep],
+            prov=code[keep],
+            need=need[keep],
+            dep=dep[keep],
+        )
 
     def _absence(self, i, year, rows, nc, first, last, z, terms) -> None:
         """Sessions possible and absent per term (binomial with a logit-normal rate)."""
         p, rng = self.p, self.rng
         wa, sda = p["absence_weights"], p["absence_logit_sd"]
         child = (
-            wa["deprivation"] * z + wa["adversity"] * self.adv[rows]
-            + wa["child_risk"] * self.risk[rows] + self.absence_child[rows]
+            wa["deprivation"] * z
+            + wa["adversity"] * self.adv[rows]
+            + wa["child_risk"] * self.risk[rows]
+            + self.absence_child[rows]
             + sda["year"] * rng.standard_normal(rows.size)
             + _lookup(self.c.ethnicity[rows], p["absence_ethnicity_logit"])
-        )  # fmt: skip
+        )
         not_collected = [str(t) for t in p["absence_terms_not_collected"].get(year, [])]
         sc_abs = p.social_care("absence_social_care_logit")
         sc_unauth = p.social_care("unauthorised_social_care_logit")
@@ -793,11 +846,17 @@ class _EducationRun:
             )
             unauth = rng.binomial(absent, q)
             self.absence_rows.add(
-                row=r, year=np.full(r.size, year), term=np.full(r.size, t), day=hi[on],
-                possible=possible[on], auth=absent - unauth, unauth=unauth,
-            )  # fmt: skip
-            for ks, (y_full, y_last) in ((2, (5, 6)), (4, (10, 11))):
-                counted = (nc[on] == y_full) | ((nc[on] == y_last) & (t < 2))
+                row=r,
+                year=np.full(r.size, year),
+                term=np.full(r.size, t),
+                day=hi[on],
+                possible=possible[on],
+                auth=absent - unauth,
+                unauth=unauth,
+            )
+            for ks, final_nc in ((2, KS2_YEAR), (4, p["final_nc_year"])):
+                # the whole of the year before and the autumn and spring terms of the final year
+                counted = (nc[on] == final_nc - 1) | ((nc[on] == final_nc) & (t < 2))
                 np.add.at(self.snap[ks]["possible"], r[counted], possible[on][counted])
                 np.add.at(self.snap[ks]["absent"], r[counted], absent[counted])
 
@@ -810,55 +869,78 @@ class _EducationRun:
         share = days / (int((term_end - term_start).astype(np.int64)) + 1)
         we = p["exclusion_weights"]
         eta = (
-            we["deprivation"] * z + we["adversity"] * self.adv[rows]
-            + we["child_risk"] * self.risk[rows] + self.exclusion_child[rows]
+            we["deprivation"] * z
+            + we["adversity"] * self.adv[rows]
+            + we["child_risk"] * self.risk[rows]
+            + self.exclusion_child[rows]
             + p["exclusion_frailty_sd"]["year"] * rng.standard_normal(rows.size)
-        )  # fmt: skip
+        )
         male = self.male[rows].astype(int)
         setting = self._setting(rows, nc, np.maximum(lo, np.minimum(hi, terms[1][0])))
         setting_log = np.array(
-            [0.0, 0.0, p["exclusion_setting_log_ratio"]["special"],
-             p["exclusion_setting_log_ratio"]["ap"]]
-        )  # fmt: skip
+            [
+                0.0,
+                0.0,
+                p["exclusion_setting_log_ratio"]["special"],
+                p["exclusion_setting_log_ratio"]["ap"],
+            ]
+        )
         log_rate = (
-            self.suspension_log_rate[i, nc] + self.exclusion_sex_log["suspension"][male] + eta
-            + p.social_care("exclusion_social_care_log_ratio")[status] + setting_log[setting]
-        )  # fmt: skip
+            self.suspension_log_rate[i, nc]
+            + self.exclusion_sex_log["suspension"][male]
+            + eta
+            + p.social_care("exclusion_social_care_log_ratio")[status]
+            + setting_log[setting]
+        )
         count = rng.poisson(np.minimum(np.exp(log_rate), self.suspension_cap) * share)
         who = np.repeat(np.arange(rows.size), count)
-        day = uniform_dates(rng, lo[who], np.maximum(lo[who], hi[who]))
+        day = _school_day(
+            uniform_dates(rng, lo[who], np.maximum(lo[who], hi[who])), lo[who], hi[who]
+        )
         lengths = p["suspension_length_days"]
         length_i = _choice(
-            rng, dict(zip(map(str, lengths["days"]), lengths["shares"], strict=True)), who.size,
+            rng,
+            dict(zip(map(str, lengths["days"]), lengths["shares"], strict=True)),
+            who.size,
             tuple(map(str, lengths["days"])),
-        )  # fmt: skip
+        )
         sessions = np.rint(2 * np.asarray(lengths["days"], dtype=float)[length_i]).astype(np.int64)
         reasons = tuple(_REASONS)
         reason = _choice(rng, p["suspension_reason_shares"], who.size, reasons)
         self.exclusion_rows.add(
-            row=rows[who], year=np.full(who.size, year), day=day,
-            perm=np.zeros(who.size, bool), sessions=sessions, reason=reason,
-        )  # fmt: skip
+            row=rows[who],
+            year=np.full(who.size, year),
+            day=day,
+            perm=np.zeros(who.size, bool),
+            sessions=sessions,
+            reason=reason,
+        )
 
         gamma = p["permanent_exclusion_risk_exponent"]
         log_perm = (
-            self.permanent_log_rate[i, nc] + self.exclusion_sex_log["permanent"][male]
-            + gamma * eta + p.social_care("permanent_exclusion_social_care_log_ratio")[status]
-        )  # fmt: skip
+            self.permanent_log_rate[i, nc]
+            + self.exclusion_sex_log["permanent"][male]
+            + gamma * eta
+            + p.social_care("permanent_exclusion_social_care_log_ratio")[status]
+        )
         prob = 1 - np.exp(-np.exp(log_perm) * share)
         perm = (rng.random(rows.size) < prob) & ~self.excluded_permanently[rows] & (days > 0)
         perm &= setting != AP
         r = rows[perm]
-        day = uniform_dates(rng, lo[perm], hi[perm])
+        day = _school_day(uniform_dates(rng, lo[perm], hi[perm]), lo[perm], hi[perm])
         reason = _choice(rng, p["permanent_exclusion_reason_shares"], r.size, reasons)
         self.exclusion_rows.add(
-            row=r, year=np.full(r.size, year), day=day, perm=np.ones(r.size, bool),
-            sessions=np.zeros(r.size, np.int64), reason=reason,
-        )  # fmt: skip
+            row=r,
+            year=np.full(r.size, year),
+            day=day,
+            perm=np.ones(r.size, bool),
+            sessions=np.zeros(r.size, np.int64),
+            reason=reason,
+        )
         self.excluded_permanently[r] = True
         self.ap_start[r] = day + p["ap_start_delay_days"]
         returns = rng.random(r.size) < p["ap_return_to_mainstream_probability"]
-        self.ap_end[r] = np.where(returns, _date(year, 9, 1), FAR)
+        self.ap_end[r] = np.where(returns, _year_start(year + 1), FAR)
 
     def _mobility(self, year, rows, first, last, z, status, terms) -> None:
         """Mid-phase school moves not caused by an address move."""
@@ -868,9 +950,11 @@ class _EducationRun:
         share = days / (int((terms[2][1] - terms[0][0]).astype(np.int64)) + 1)
         w = p["school_move_weights"]
         logit = (
-            _logit(p["school_move_annual_probability"]) + w["adversity"] * self.adv[rows]
-            + w["deprivation"] * z + p.social_care("school_move_social_care_log_odds")[status]
-        )  # fmt: skip
+            _logit(p["school_move_annual_probability"])
+            + w["adversity"] * self.adv[rows]
+            + w["deprivation"] * z
+            + p.social_care("school_move_social_care_log_odds")[status]
+        )
         moves = rng.random(rows.size) < _expit(logit) * share
         day = uniform_dates(rng, lo[moves], np.maximum(lo[moves], hi[moves]))
         self.move_events.add(row=rows[moves], day=day)
@@ -890,7 +974,7 @@ class _EducationRun:
 
         everyone = np.arange(self.n)
         events.append((everyone[state], self.first_day[state], ENTRY_REASONS.index("start")))
-        y7 = _date(self.reception_ay + 6, 9, 1)
+        y7 = _year_start(self.reception_ay + FIRST_SECONDARY_YEAR)
         in_ap_y7 = (self.ap_start <= y7) & (y7 < self.ap_end)
         add((self.special_start > y7) & ~in_ap_y7, y7, "transition")
         add(self.special_start < FAR, self.special_start, "special")
@@ -918,9 +1002,7 @@ class _EducationRun:
         care_rows, care_start = self.sc.care_starts
         take = rng.random(care_rows.size) < p["school_move_on_care_entry_probability"]
         day = self._out_of_august(care_start + rng.integers(lo, hi + 1, care_rows.size))
-        mask = np.zeros(care_rows.size, bool)
-        mask[take] = True
-        ok = mask & state[care_rows] & (day > self.first_day[care_rows]) & (day <= end[care_rows])
+        ok = take & state[care_rows] & (day > self.first_day[care_rows]) & (day <= end[care_rows])
         events.append((care_rows[ok], day[ok], ENTRY_REASONS.index("care")))
 
         moves_row, moves_day = self.move_events.get("row", np.int64), self.move_events.get("day")
@@ -948,28 +1030,36 @@ class _EducationRun:
         n_schools = np.array([counts[s] for s in SETTINGS])[setting]
         first_number = np.array([starts[s] for s in SETTINGS])[setting]
         k = rng.integers(0, np.iinfo(np.int64).max, row.size) % n_schools
-        school = la * 10_000 + first_number + k
+        school = la * LAESTAB_LA_FACTOR + first_number + k
         same_pupil = np.zeros(row.size, bool)
         same_pupil[1:] = row[1:] == row[:-1]
         prev_school = np.roll(school, 1)
         clash = same_pupil & (school == prev_school) & (n_schools > 1)
         shift = 1 + rng.integers(0, np.iinfo(np.int64).max, row.size) % np.maximum(n_schools - 1, 1)
-        school = np.where(clash, la * 10_000 + first_number + (k + shift) % n_schools, school)
+        other = la * LAESTAB_LA_FACTOR + first_number + (k + shift) % n_schools
+        school = np.where(clash, other, school)
 
         next_same = np.zeros(row.size, bool)
         next_same[:-1] = row[1:] == row[:-1]
         leave = np.where(next_same, np.roll(day, -1) - 1, self.last_day[row])
-        leave = np.where(~next_same & (self.last_day[row] >= self.census), np.datetime64("NaT"), leave)
+        on_roll_at_census = ~next_same & (self.last_day[row] >= self.census)
+        leave = np.where(on_roll_at_census, np.datetime64("NaT"), leave)
         self.spells = {
-            "row": row, "school": school, "la": la, "setting": setting, "entry": day,
-            "leave": leave, "reason": reason,
-        }  # fmt: skip
+            "row": row,
+            "school": school,
+            "la": la,
+            "setting": setting,
+            "entry": day,
+            "leave": leave,
+            "reason": reason,
+        }
         self._spell_key = _spell_key(row, day)
 
     @staticmethod
     def _out_of_august(day: np.ndarray) -> np.ndarray:
-        """Moves in the summer holiday take effect on 1 September."""
-        in_august = (day.astype("datetime64[M]").astype(np.int64) % 12) == 7
+        """Moves in the summer holiday (August) take effect on 1 September."""
+        august = YEAR_START_MONTH - 2  # month index, January = 0
+        in_august = (day.astype("datetime64[M]").astype(np.int64) % 12) == august
         return np.where(in_august & (day < FAR), day.astype("datetime64[M]") + 1, day).astype(
             "datetime64[D]"
         )
@@ -1119,16 +1209,17 @@ class _EducationRun:
 
     def _ks2_table(self) -> pd.DataFrame:
         p, rng = self.p, self.rng
-        rows, years, test_day = self._key_stage_rows(2, 6, "ks2_test_day")
+        rows, years, test_day = self._key_stage_rows(2, KS2_YEAR, "ks2_test_day")
         keep = ~np.isin(years, np.asarray(p["ks2_cancelled_years"], dtype=int))
         rows, years, test_day = rows[keep], years[keep], test_day[keep]
-        x = self._covariates(2, rows, years, 6)
-        centres = self._centres(years, 6)
+        x = self._covariates(2, rows, years, KS2_YEAR)
+        centres = self._centres(years, KS2_YEAR)
         lo, hi = p["ks2_scaled_score_range"]
         expected = p["ks2_expected_standard"]
         eth = _lookup(self.c.ethnicity[rows], p["ks4_att8_ethnicity"]) * p["ks2_ethnicity_scale"]
         scores = {}
-        for subject, name in (("read", "ks2_reading_coefficients"), ("mat", "ks2_maths_coefficients")):
+        models = (("read", "ks2_reading_coefficients"), ("mat", "ks2_maths_coefficients"))
+        for subject, name in models:
             coefficients = p[name]
             uniq, inverse = np.unique(years, return_inverse=True)
             share = self._ks2_share(subject, uniq)
@@ -1158,12 +1249,13 @@ class _EducationRun:
 
     def _ks4_table(self) -> pd.DataFrame:
         p, rng = self.p, self.rng
-        rows, years, exam_day = self._key_stage_rows(4, 11, "ks4_exam_day")
-        x = self._covariates(4, rows, years, 11)
+        final = p["final_nc_year"]
+        rows, years, exam_day = self._key_stage_rows(4, final, "ks4_exam_day")
+        x = self._covariates(4, rows, years, final)
         coefficients = {name: p[f"ks4_att8_{name}"] for name in x}
         raw = (
             p.by_year(years, "attainment8_by_year")
-            + self._linear(coefficients, x, self._centres(years, 11))
+            + self._linear(coefficients, x, self._centres(years, final))
             + _lookup(self.c.ethnicity[rows], p["ks4_att8_ethnicity"])
             + p["ks4_att8_noise_sd"] * rng.standard_normal(rows.size)
         )

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from ..parameters import Parameters
-from .context import NAT, Cohort, add_years, uniform_dates
+from .context import NAT, Cohort, add_years, age_in_years, uniform_dates
 from .schema import Column, Table
 
 # Definitions, not parameters: WHO gestation bands, the decile scale, HES code lists.
@@ -840,11 +840,22 @@ def _windows(cohort, social_care, model, obs_start, obs_end) -> dict[str, dict[s
         else:
             rows = np.zeros(0, np.int64)
             s = e = np.zeros(0, "datetime64[D]")
-        span = _spans(rows, s, e, np.zeros(len(rows), np.int64), model.days_per_year)
-        span["age"] = cohort.age_on(rows, span["mid"]).astype(np.int64)
-        span["age"] = np.clip(span["age"], 0, model.max_age - 1)
+        span = _split_at_birthdays(cohort, rows, s, e, model)
         out[name] = span
     return out
+
+
+def _split_at_birthdays(cohort, rows, start, end, model) -> dict[str, np.ndarray]:
+    """Cut windows at birthdays, so that each piece has one age (as child-years do)."""
+    dob = cohort.date_of_birth[rows]
+    a0 = age_in_years(dob, start)
+    pieces = age_in_years(dob, end) - a0 + 1
+    idx = np.repeat(np.arange(len(rows)), pieces)
+    age = a0[idx] + (np.arange(len(idx)) - np.repeat(np.cumsum(pieces) - pieces, pieces))
+    s = np.maximum(start[idx], add_years(dob[idx], age))
+    e = np.minimum(end[idx], add_years(dob[idx], age + 1) - 1)
+    age = np.clip(age, 0, model.max_age - 1)
+    return _spans(rows[idx], s, e, age, model.days_per_year)
 
 
 def _as_days(col: pd.Series) -> np.ndarray:

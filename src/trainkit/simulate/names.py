@@ -8,7 +8,7 @@ exactly in ``constraints.txt`` because its lists can change between releases.
 from __future__ import annotations
 
 import unicodedata
-from functools import lru_cache
+from functools import cache
 from importlib import import_module
 
 import numpy as np
@@ -39,10 +39,12 @@ def _ascii(name: str) -> str:
 
 def _names(obj) -> list[str]:
     names = list(obj.keys()) if isinstance(obj, dict) else list(obj)
-    return sorted({_ascii(n) for n in names if _ascii(n).replace("-", "").replace("'", "").isalpha()})
+    return sorted(
+        {_ascii(n) for n in names if _ascii(n).replace("-", "").replace("'", "").isalpha()}
+    )
 
 
-@lru_cache(maxsize=None)
+@cache
 def pools(locale: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(female forenames, male forenames, surnames) for a Faker locale, sorted and de-duplicated."""
     provider = import_module(f"faker.providers.person.{locale}").Provider

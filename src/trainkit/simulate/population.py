@@ -33,16 +33,30 @@ TABLES = (
             Column("sex", "string", "Sex.", SEX_CODES),
             Column("date_of_birth", "date", "True date of birth."),
             Column("ethnicity", "string", "Ethnicity, DfE code.", {c: c for c in ETHNICITY_CODES}),
-            Column("birth_la_code", "int16", "DfE LA number of residence at birth; empty for arrivals."),
+            Column(
+                "birth_la_code", "int16", "DfE LA number of residence at birth; empty for arrivals."
+            ),
             Column("date_arrived", "date", "Date of arrival in England; empty for births."),
             Column("uasc", "bool", "Unaccompanied asylum-seeking child."),
-            Column("mother_id", "int64", "Mother's identifier (siblings share it); empty for UASC."),
+            Column(
+                "mother_id", "int64", "Mother's identifier (siblings share it); empty for UASC."
+            ),
             Column("family_id", "int64", "Household identifier shared by siblings."),
-            Column("date_of_death", "date", "Date of death, if the child died before follow-up ended."),
+            Column(
+                "date_of_death", "date", "Date of death, if the child died before follow-up ended."
+            ),
             Column("date_emigrated", "date", "Date the child left England, if they did."),
             Column("follow_up_end", "date", "Last day observed: death, emigration or census date."),
-            Column("deprivation_decile", "int8", "Deprivation decile of the first address (1 = most deprived)."),
-            Column("family_adversity", "float32", "Latent family adversity (standard normal, higher = worse)."),
+            Column(
+                "deprivation_decile",
+                "int8",
+                "Deprivation decile of the first address (1 = most deprived).",
+            ),
+            Column(
+                "family_adversity",
+                "float32",
+                "Latent family adversity (standard normal, higher = worse).",
+            ),
             Column("child_risk", "float32", "Latent individual risk (standard normal)."),
         ),
         key=("person_id",),
@@ -58,11 +72,15 @@ TABLES = (
             Column("postcode", "string", "Real postcode (never tied to a real person's record)."),
             Column("area_code", "string", "Synthetic small area (TKA...), not a real LSOA."),
             Column("la_code", "int16", "DfE LA number."),
-            Column("deprivation_decile", "int8", "Synthetic area deprivation decile (1 = most deprived)."),
+            Column(
+                "deprivation_decile",
+                "int8",
+                "Synthetic area deprivation decile (1 = most deprived).",
+            ),
         ),
         key=("person_id", "spell"),
     ),
-)  # fmt: skip
+)
 
 
 def uasc_share(params: Parameters, birth_start, birth_end, geo: Geography) -> float:
@@ -95,7 +113,10 @@ def simulate_population(
     arrivals = _arrivals(n_arrivals, birth_start, census_date, geo, params, rng, la_subset)
     k = int(params["population.max_moves"])
     parts = [births, arrivals]
-    names = [np.concatenate([b, a]) for b, a in zip(births.pop("names"), arrivals.pop("names"), strict=True)]
+    names = [
+        np.concatenate([b, a])
+        for b, a in zip(births.pop("names"), arrivals.pop("names"), strict=True)
+    ]
     cols = {key: np.concatenate([p[key] for p in parts]) for key in births}
     cols["names"] = names
     # a death abroad after emigrating, or after the census date, is not observed
@@ -161,7 +182,9 @@ def _births(n, birth_start, birth_end, census_date, geo, params, rng, la_subset)
         )
         fam = np.repeat(np.arange(n_fam), size)
         order = np.concatenate([np.arange(s) for s in size]) if n_fam else np.array([], int)
-        gaps = interval["min"] + rng.gamma(2.0, (interval["mean"] - interval["min"]) / 2.0, len(fam))
+        gaps = interval["min"] + rng.gamma(
+            2.0, (interval["mean"] - interval["min"]) / 2.0, len(fam)
+        )
         gaps[order == 0] = 0.0
         # years since the family's first birth: cumulative gaps within the family
         csum = np.cumsum(gaps)
@@ -197,7 +220,9 @@ def _births(n, birth_start, birth_end, census_date, geo, params, rng, la_subset)
     fam_last_birth = np.full(n_fam, np.datetime64("1677-01-01", "D"))
     np.maximum.at(fam_last_birth, fam, dob)
     k = int(params["population.max_moves"])
-    move_dates, las_s, pcs_s = _moves(rng, fam_start, census_date, las, pc_row, fam_dec, geo, params, k)
+    move_dates, las_s, pcs_s = _moves(
+        rng, fam_start, census_date, las, pc_row, fam_dec, geo, params, k
+    )
 
     # emigration (whole family, after the last birth) and each child's death
     emig_gap = rng.exponential(1 / params["population.emigration_rate"], n_fam)

@@ -1,12 +1,12 @@
 """Children's social care as one pathway: referral, assessment, need, s47, protection, care.
 
 Referrals arrive as a Poisson process whose rate depends on age, calendar year, the LA and the
-child's risk (family adversity, own risk, area deprivation, ethnicity). A referral cannot start while
-the child's case is open, so referrals are processed in rounds by rank within child: each round is
-vectorised over every child with that many candidate referrals. Each referral runs through the
-funnel; children in need may have a section 47 enquiry, a conference, a protection plan, and a
-period of care whose route out (adoption, special guardianship, home, 18th birthday...) and length
-depend on the age at entry.
+child's risk (family adversity, own risk, area deprivation, ethnicity). A referral cannot start
+while the child's case is open, so referrals are processed in rounds by rank within child: each
+round is vectorised over every child with that many candidate referrals. Each referral runs
+through the funnel; children in need may have a section 47 enquiry, a conference, a protection
+plan, and a period of care whose route out (adoption, special guardianship, home, 18th
+birthday...) and length depend on the age at entry.
 """
 
 from __future__ import annotations
@@ -23,33 +23,56 @@ DAYS = 365.25
 FAR_PAST = np.datetime64("1900-01-01", "D")
 
 CATEGORY_CODES = {
-    "NEG": "Neglect", "PHY": "Physical abuse", "SAB": "Sexual abuse", "EMO": "Emotional abuse",
+    "NEG": "Neglect",
+    "PHY": "Physical abuse",
+    "SAB": "Sexual abuse",
+    "EMO": "Emotional abuse",
     "MUL": "Multiple/not recommended",
-}  # fmt: skip
+}
 CLOSURE_CODES = {
-    "RC1": "Adopted", "RC2": "Died", "RC3": "Child arrangements order", "RC4": "Special guardianship order",
-    "RC5": "Transferred to another LA", "RC6": "Transferred to adult social care",
-    "RC7": "Services ceased for any other reason", "RC8": "Case closed after assessment, no further action",
+    "RC1": "Adopted",
+    "RC2": "Died",
+    "RC3": "Child arrangements order",
+    "RC4": "Special guardianship order",
+    "RC5": "Transferred to another LA",
+    "RC6": "Transferred to adult social care",
+    "RC7": "Services ceased for any other reason",
+    "RC8": "Case closed after assessment, no further action",
     "RC9": "Case closed after assessment, referred to early help",
-}  # fmt: skip
+}
 NEED_CODES = {
-    "N1": "Abuse or neglect", "N2": "Child's disability", "N3": "Parental illness/disability",
-    "N4": "Family in acute stress", "N5": "Family dysfunction", "N6": "Socially unacceptable behaviour",
-    "N7": "Low income", "N8": "Absent parenting",
-}  # fmt: skip
+    "N1": "Abuse or neglect",
+    "N2": "Child's disability",
+    "N3": "Parental illness/disability",
+    "N4": "Family in acute stress",
+    "N5": "Family dysfunction",
+    "N6": "Socially unacceptable behaviour",
+    "N7": "Low income",
+    "N8": "Absent parenting",
+}
 REC_CODES = {
-    "E11": "Adopted - unopposed", "E12": "Adopted - consent dispensed with",
-    "E13": "Left care to live with person(s) without parental responsibility", "E14": "Remand ended",
-    "E15": "Age assessment determined aged 18 or over", "E16": "Child moved abroad",
-    "E17": "Aged 18 (or over) and remained with current carers", "E2": "Died",
-    "E3": "Care taken by another LA", "E4A": "Returned home, part of care planning",
-    "E4B": "Returned home, not part of care planning", "E41": "Residence / child arrangements order",
-    "E45": "SGO - former foster carer, relative or friend", "E46": "SGO - former foster carer, not relative or friend",
-    "E47": "SGO - not former foster carer, relative or friend", "E48": "SGO - not former foster carer, not relative or friend",
-    "E5": "Independent living with supportive accommodation", "E6": "Independent living, no formalised support",
-    "E7": "Transferred to residential care funded by adult social services", "E8": "Other reason",
+    "E11": "Adopted - unopposed",
+    "E12": "Adopted - consent dispensed with",
+    "E13": "Left care to live with person(s) without parental responsibility",
+    "E14": "Remand ended",
+    "E15": "Age assessment determined aged 18 or over",
+    "E16": "Child moved abroad",
+    "E17": "Aged 18 (or over) and remained with current carers",
+    "E2": "Died",
+    "E3": "Care taken by another LA",
+    "E4A": "Returned home, part of care planning",
+    "E4B": "Returned home, not part of care planning",
+    "E41": "Residence / child arrangements order",
+    "E45": "SGO - former foster carer, relative or friend",
+    "E46": "SGO - former foster carer, not relative or friend",
+    "E47": "SGO - not former foster carer, relative or friend",
+    "E48": "SGO - not former foster carer, not relative or friend",
+    "E5": "Independent living with supportive accommodation",
+    "E6": "Independent living, no formalised support",
+    "E7": "Transferred to residential care funded by adult social services",
+    "E8": "Other reason",
     "E9": "Sentenced to custody",
-}  # fmt: skip
+}
 ROUTE_REASONS = {
     "adopted": ({"E11": 0.75, "E12": 0.25}, "RC1"),
     "sgo": ({"E45": 0.35, "E46": 0.10, "E47": 0.50, "E48": 0.05}, "RC4"),
@@ -67,20 +90,29 @@ ROUTE_REASONS = {
 TABLES = (
     Table(
         "referrals",
-        "Referrals to children's social care and what followed: assessment, need, CIN plan, closure. "
+        "Referrals to children's social care and what followed: assessment, need, CIN plan, "
+        "closure. "
         "One row per referral (a CIN episode when the child is in need).",
         (
-            Column("referral_id", "int64", "Unique referral identifier (truth only).", nullable=False),
+            Column(
+                "referral_id", "int64", "Unique referral identifier (truth only).", nullable=False
+            ),
             Column("person_id", "int64", "Child.", nullable=False),
             Column("la_code", "int16", "DfE number of the LA that received the referral."),
             Column("referral_date", "date", "Date the referral was received (may precede birth)."),
             Column("referral_source", "string", "Source of referral, CIN census code (1A ... 10)."),
-            Column("primary_need", "string", "Primary need code, for children in need.", NEED_CODES),
+            Column(
+                "primary_need", "string", "Primary need code, for children in need.", NEED_CODES
+            ),
             Column("nfa", "bool", "Closed with no further action at referral (no assessment)."),
             Column("assessed", "bool", "A completed assessment followed."),
             Column("assessment_start", "date", "Assessment actual start date."),
             Column("assessment_authorised", "date", "Assessment authorisation date."),
-            Column("in_need", "bool", "Assessed as a child in need (not closed with no further action)."),
+            Column(
+                "in_need",
+                "bool",
+                "Assessed as a child in need (not closed with no further action).",
+            ),
             Column("factors", "string", "Factors identified at assessment, comma-separated codes."),
             Column("cin_plan_start", "date", "CIN plan start, if any."),
             Column("cin_plan_end", "date", "CIN plan end; empty if open at the census date."),
@@ -99,7 +131,11 @@ TABLES = (
             Column("referral_id", "int64", "Referral (CIN episode) the enquiry belongs to."),
             Column("la_code", "int16", "DfE LA number."),
             Column("s47_start_date", "date", "Date the section 47 enquiry started."),
-            Column("icpc_date", "date", "Date of the initial child protection conference; empty if none."),
+            Column(
+                "icpc_date",
+                "date",
+                "Date of the initial child protection conference; empty if none.",
+            ),
         ),
     ),
     Table(
@@ -113,7 +149,9 @@ TABLES = (
             Column("end_date", "date", "Plan end; empty if open at the census date."),
             Column("category", "string", "Initial category of abuse.", CATEGORY_CODES),
             Column("latest_category", "string", "Latest category of abuse.", CATEGORY_CODES),
-            Column("number_of_previous_plans", "int16", "Child protection plans the child had before."),
+            Column(
+                "number_of_previous_plans", "int16", "Child protection plans the child had before."
+            ),
         ),
     ),
     Table(
@@ -130,17 +168,21 @@ TABLES = (
             Column("route", "string", "Route out of care planned at entry (truth only)."),
             Column("uasc", "bool", "Unaccompanied asylum-seeking child."),
             Column("age_at_start", "int8", "Age in years on starting care."),
-            Column("after_cp_plan", "bool", "Care followed a child protection plan in this episode."),
+            Column(
+                "after_cp_plan", "bool", "Care followed a child protection plan in this episode."
+            ),
         ),
         key=("period_id",),
     ),
-)  # fmt: skip
+)
 
 
 def _choice(rng: np.random.Generator, shares: dict, n: int) -> np.ndarray:
     codes = np.array(list(shares))
     p = np.array([float(v) for v in shares.values()])
-    return codes[np.searchsorted(np.cumsum(p / p.sum()), rng.random(n), side="right").clip(0, len(codes) - 1)]
+    return codes[
+        np.searchsorted(np.cumsum(p / p.sum()), rng.random(n), side="right").clip(0, len(codes) - 1)
+    ]
 
 
 def _fiscal_year(dates: np.ndarray) -> np.ndarray:
@@ -188,8 +230,20 @@ def simulate_social_care(
     cp_count = np.zeros(len(cohort), np.int16)
     last_ref = np.full(len(cohort), FAR_PAST)
     seq = np.zeros(len(cohort), np.int64)
-    _funnel(cohort, risk, params, rng, uasc_rows, cohort.date_arrived[uasc_rows], True,
-            case_end, cp_count, last_ref, seq, out)  # fmt: skip
+    _funnel(
+        cohort,
+        risk,
+        params,
+        rng,
+        uasc_rows,
+        cohort.date_arrived[uasc_rows],
+        True,
+        case_end,
+        cp_count,
+        last_ref,
+        seq,
+        out,
+    )
 
     order = np.lexsort((cand_date, cand_row))
     cand_row, cand_date = cand_row[order], cand_date[order]
@@ -199,8 +253,20 @@ def simulate_social_care(
         sel = rank == r
         rows, dates = cand_row[sel], cand_date[sel]
         keep = dates > case_end[rows]
-        _funnel(cohort, risk, params, rng, rows[keep], dates[keep], False,
-                case_end, cp_count, last_ref, seq, out)  # fmt: skip
+        _funnel(
+            cohort,
+            risk,
+            params,
+            rng,
+            rows[keep],
+            dates[keep],
+            False,
+            case_end,
+            cp_count,
+            last_ref,
+            seq,
+            out,
+        )
     return out.frames()
 
 
@@ -209,8 +275,9 @@ def _candidate_referrals(cohort, risk, params, rng):
     rates = params["social_care.referral_rate_per_10k"]
     first_year = min(int(y) for y in rates)
     last_year = max(int(y) for y in rates)
-    rate_by_year = np.array([float(rates.get(y, rates.get(str(y), np.nan)))
-                             for y in range(first_year, last_year + 1)])  # fmt: skip
+    rate_by_year = np.array(
+        [float(rates.get(y, rates.get(str(y), np.nan))) for y in range(first_year, last_year + 1)]
+    )
     profile = np.asarray(params["social_care.referral_age_profile"], float)
     profile = profile / profile.mean()
     inflation = params["social_care.referral_open_case_inflation"]
@@ -226,8 +293,15 @@ def _candidate_referrals(cohort, risk, params, rng):
         ok = exposure > 0
         mid = lo + exposure // 2
         fy = np.clip(_fiscal_year(mid), first_year, last_year) - first_year
-        lam = (rate_by_year[fy] / 10_000 * profile[age] * inflation * (exposure / DAYS)
-               * risk.rr[births] * risk.need[births])  # fmt: skip
+        lam = (
+            rate_by_year[fy]
+            / 10_000
+            * profile[age]
+            * inflation
+            * (exposure / DAYS)
+            * risk.rr[births]
+            * risk.need[births]
+        )
         lam = np.where(ok, lam, 0.0)
         k = rng.poisson(lam)
         idx = np.repeat(np.arange(len(births)), k)
@@ -263,9 +337,17 @@ class _Accumulator:
         out = {}
         for t in TABLES:
             parts = self.parts[t.name]
-            df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=t.column_names)
-            key = [c for c in ("person_id", "referral_date", "start_date", "s47_start_date") if c in df]
-            out[t.name] = df.sort_values(key[:2], kind="stable").reset_index(drop=True)[t.column_names]
+            df = (
+                pd.concat(parts, ignore_index=True)
+                if parts
+                else pd.DataFrame(columns=t.column_names)
+            )
+            key = [
+                c for c in ("person_id", "referral_date", "start_date", "s47_start_date") if c in df
+            ]
+            out[t.name] = df.sort_values(key[:2], kind="stable").reset_index(drop=True)[
+                t.column_names
+            ]
         return out
 
 
@@ -323,8 +405,9 @@ def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, la
     assessed = ~nfa
     ad = params["social_care.assessment_days"]
     a_start = dates + rng.geometric(1 / (1 + ad["start_mean"]), n) - 1
-    a_auth = a_start + np.minimum(rng.gamma(2.0, ad["duration_mean"] / 2.0, n).astype(np.int64) + 1,
-                                  ad["duration_max"])  # fmt: skip
+    a_auth = a_start + np.minimum(
+        rng.gamma(2.0, ad["duration_mean"] / 2.0, n).astype(np.int64) + 1, ad["duration_max"]
+    )
     a_start = np.where(assessed, a_start, NAT)
     a_auth = np.where(assessed, a_auth, NAT)
 
@@ -347,13 +430,17 @@ def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, la
     icpc_date = s47_date + rng.integers(5, 22, n)
     cp = icpc & (rng.random(n) < params["social_care.cp_share_of_icpc"])
     cpd = params["social_care.cp_duration_years"]
-    cp_len = np.maximum(rng.gamma(cpd["shape"], cpd["mean"] / cpd["shape"], n) * DAYS, 14).astype(np.int64)
+    cp_len = np.maximum(rng.gamma(cpd["shape"], cpd["mean"] / cpd["shape"], n) * DAYS, 14).astype(
+        np.int64
+    )
     cp_start = icpc_date
     cp_end = cp_start + cp_len
 
     # entry to care
     age_ref = age_in_years(dob, np.maximum(dates, dob))
-    band = np.select([age_ref < 1, age_ref < 5, age_ref < 10, age_ref < 16, age_ref < 17], [0, 1, 2, 3, 4], 5)
+    band = np.select(
+        [age_ref < 1, age_ref < 5, age_ref < 10, age_ref < 16, age_ref < 17], [0, 1, 2, 3, 4], 5
+    )
     p_care = np.asarray(params["social_care.care_share_of_in_need"], float)[band]
     p_care = p_care * np.exp(params["social_care.care_risk_log_rr"] * score) / 1.6
     male = cohort.sex[rows] == "M"
@@ -361,10 +448,14 @@ def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, la
     care = uasc | (in_need & (rng.random(n) < np.minimum(p_care, 0.95)))
     after_cp = care & cp & (rng.random(n) < params["social_care.care_after_cp_share"] * 2.5)
     care_start = np.where(
-        uasc, dates + rng.integers(0, 4, n),
-        np.where(after_cp, cp_start + (rng.random(n) * cp_len).astype(np.int64),
-                 np.maximum(dates, dob) + rng.integers(0, 60, n)),
-    )  # fmt: skip
+        uasc,
+        dates + rng.integers(0, 4, n),
+        np.where(
+            after_cp,
+            cp_start + (rng.random(n) * cp_len).astype(np.int64),
+            np.maximum(dates, dob) + rng.integers(0, 60, n),
+        ),
+    )
     eighteen = add_years(dob, 18)
     care &= (care_start < eighteen) & (care_start <= follow)
     cp_end = np.where(after_cp & care, np.minimum(cp_end, care_start), cp_end)
@@ -373,17 +464,26 @@ def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, la
     dur = params["social_care.cin_duration_years"]
     base_len = np.where(need == "N2", dur["disability_mean"], dur["other_mean"])
     close = a_auth + (rng.exponential(1.0, n) * base_len * DAYS).astype(np.int64)
-    close = np.where(cp, np.maximum(close, cp_end + (rng.exponential(dur["after_cp_mean"], n) * DAYS).astype(np.int64)), close)
+    close = np.where(
+        cp,
+        np.maximum(
+            close, cp_end + (rng.exponential(dur["after_cp_mean"], n) * DAYS).astype(np.int64)
+        ),
+        close,
+    )
     close = np.where(in_need, close, np.where(nfa, dates, a_auth))
     reason = np.where(nfa, "RC8", np.where(in_need, "RC7", "RC8")).astype(object)
-    early = ~nfa & ~in_need & (rng.random(n) < params["social_care.early_help_share_of_not_in_need"])
+    early = (
+        ~nfa & ~in_need & (rng.random(n) < params["social_care.early_help_share_of_not_in_need"])
+    )
     reason[early] = "RC9"
 
     # care periods
     ci = np.flatnonzero(care)
     if len(ci):
-        periods = _care_periods(cohort, params, rng, rows[ci], care_start[ci], is_uasc, ref_id[ci],
-                                la[ci], after_cp[ci])  # fmt: skip
+        periods = _care_periods(
+            cohort, params, rng, rows[ci], care_start[ci], is_uasc, ref_id[ci], la[ci], after_cp[ci]
+        )
         end_or_far = periods["end_date"].to_numpy().copy()
         open_ = np.isnat(end_or_far)
         after = (rng.exponential(dur["after_care_mean"], len(ci)) * DAYS).astype(np.int64)
@@ -405,32 +505,69 @@ def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, la
     cin_plan &= ~(plan_start > follow)
     plan_start = np.where(cin_plan, plan_start, NAT)
 
-    out.add("referrals", pd.DataFrame({
-        "referral_id": ref_id, "person_id": cohort.person_id[rows], "la_code": la,
-        "referral_date": dates, "referral_source": source, "primary_need": need, "nfa": nfa,
-        "assessed": assessed, "assessment_start": a_start, "assessment_authorised": a_auth,
-        "in_need": in_need, "factors": _factors(rng, params, in_need, assessed, uasc), "cin_plan_start": plan_start,
-        "cin_plan_end": np.where(cin_plan, close, NAT), "closure_date": close,
-        "closure_reason": reason, "rereferral": rereferral, "uasc": uasc,
-    }))  # fmt: skip
+    out.add(
+        "referrals",
+        pd.DataFrame(
+            {
+                "referral_id": ref_id,
+                "person_id": cohort.person_id[rows],
+                "la_code": la,
+                "referral_date": dates,
+                "referral_source": source,
+                "primary_need": need,
+                "nfa": nfa,
+                "assessed": assessed,
+                "assessment_start": a_start,
+                "assessment_authorised": a_auth,
+                "in_need": in_need,
+                "factors": _factors(rng, params, in_need, assessed, uasc),
+                "cin_plan_start": plan_start,
+                "cin_plan_end": np.where(cin_plan, close, NAT),
+                "closure_date": close,
+                "closure_reason": reason,
+                "rereferral": rereferral,
+                "uasc": uasc,
+            }
+        ),
+    )
 
     s = np.flatnonzero(s47 & (s47_date <= follow))
-    out.add("section47", pd.DataFrame({
-        "person_id": cohort.person_id[rows[s]], "referral_id": ref_id[s], "la_code": la[s],
-        "s47_start_date": s47_date[s],
-        "icpc_date": np.where(icpc[s] & (icpc_date[s] <= follow[s]), icpc_date[s], NAT),
-    }))  # fmt: skip
+    out.add(
+        "section47",
+        pd.DataFrame(
+            {
+                "person_id": cohort.person_id[rows[s]],
+                "referral_id": ref_id[s],
+                "la_code": la[s],
+                "s47_start_date": s47_date[s],
+                "icpc_date": np.where(icpc[s] & (icpc_date[s] <= follow[s]), icpc_date[s], NAT),
+            }
+        ),
+    )
 
     c = np.flatnonzero(cp & (cp_start <= follow))
     cat = _choice(rng, params["social_care.cp_category_shares"], len(c))
-    latest = np.where(rng.random(len(c)) < 0.9, cat, _choice(rng, params["social_care.cp_category_shares"], len(c)))
+    latest = np.where(
+        rng.random(len(c)) < 0.9,
+        cat,
+        _choice(rng, params["social_care.cp_category_shares"], len(c)),
+    )
     end_c = np.minimum(cp_end[c], follow[c])
-    out.add("cp_plans", pd.DataFrame({
-        "person_id": cohort.person_id[rows[c]], "referral_id": ref_id[c], "la_code": la[c],
-        "start_date": cp_start[c], "end_date": np.where(end_c >= census, NAT, end_c),
-        "category": cat, "latest_category": latest,
-        "number_of_previous_plans": cp_count[rows[c]],
-    }))  # fmt: skip
+    out.add(
+        "cp_plans",
+        pd.DataFrame(
+            {
+                "person_id": cohort.person_id[rows[c]],
+                "referral_id": ref_id[c],
+                "la_code": la[c],
+                "start_date": cp_start[c],
+                "end_date": np.where(end_c >= census, NAT, end_c),
+                "category": cat,
+                "latest_category": latest,
+                "number_of_previous_plans": cp_count[rows[c]],
+            }
+        ),
+    )
     cp_count[rows[c]] += 1
 
 
@@ -447,10 +584,14 @@ def _care_periods(cohort, params, rng, rows, start, uasc, ref_id, la, after_cp):
         probs[:, -1] = aa
     else:
         bands = np.select([age < 1, age < 5, age < 10, age < 16], [0, 1, 2, 3], 4)
-        table = np.array([er[k] + [0.0] for k in ("under1", "age1to4", "age5to9", "age10to15", "age16plus")])
+        table = np.array(
+            [er[k] + [0.0] for k in ("under1", "age1to4", "age5to9", "age10to15", "age16plus")]
+        )
         probs = table[bands]
     probs = probs / probs.sum(axis=1, keepdims=True)
-    route = routes[(rng.random(n)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1).clip(0, len(routes) - 1)]
+    route = routes[
+        (rng.random(n)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1).clip(0, len(routes) - 1)
+    ]
 
     eighteen = add_years(dob, 18)
     dur = params["social_care.exit_duration_years"]
@@ -487,11 +628,19 @@ def _care_periods(cohort, params, rng, rows, start, uasc, ref_id, la, after_cp):
     reason[emig], closure[emig] = "E16", "RC7"
     end = np.minimum(end, follow)
     open_ = end >= cohort.census_date
-    return pd.DataFrame({
-        "period_id": cohort.person_id[rows] * 100 + (ref_id % 1000),
-        "person_id": cohort.person_id[rows], "referral_id": ref_id, "la_code": la,
-        "start_date": start, "end_date": np.where(open_, NAT, end),
-        "reason_ended": np.where(open_, None, reason), "route": route,
-        "uasc": np.full(n, uasc), "age_at_start": age.astype(np.int8), "after_cp_plan": after_cp,
-        "closure_reason": np.where(open_, None, closure),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "period_id": cohort.person_id[rows] * 100 + (ref_id % 1000),
+            "person_id": cohort.person_id[rows],
+            "referral_id": ref_id,
+            "la_code": la,
+            "start_date": start,
+            "end_date": np.where(open_, NAT, end),
+            "reason_ended": np.where(open_, None, reason),
+            "route": route,
+            "uasc": np.full(n, uasc),
+            "age_at_start": age.astype(np.int8),
+            "after_cp_plan": after_cp,
+            "closure_reason": np.where(open_, None, closure),
+        }
+    )

@@ -82,8 +82,8 @@ def toy_social_care(cohort: Cohort, seed: int = 2) -> dict[str, pd.DataFrame]:
             "person_id": cp.person_id.to_numpy(),
             "referral_id": cp.referral_id.to_numpy(),
             "la_code": cp.la_code.to_numpy(),
-            "start_date": cp.referral_date.to_numpy() + 40,
-            "end_date": cp.referral_date.to_numpy() + 300,
+            "start_date": cp.referral_date.to_numpy("datetime64[D]") + 40,
+            "end_date": cp.referral_date.to_numpy("datetime64[D]") + 300,
             "category": rng.choice(["NEG", "EMO", "PHY", "SAB", "MUL"], len(cp)),
         }
     )
@@ -93,8 +93,9 @@ def toy_social_care(cohort: Cohort, seed: int = 2) -> dict[str, pd.DataFrame]:
             "period_id": np.arange(len(cla), dtype=np.int64),
             "person_id": cla.person_id.to_numpy(),
             "la_code": cla.la_code.to_numpy(),
-            "start_date": cla.referral_date.to_numpy() + 60,
-            "end_date": cla.referral_date.to_numpy() + rng.integers(100, 2500, len(cla)),
+            "start_date": cla.referral_date.to_numpy("datetime64[D]") + 60,
+            "end_date": cla.referral_date.to_numpy("datetime64[D]")
+            + rng.integers(100, 2500, len(cla)),
             "reason_ended": "E4A",
             "uasc": False,
         }
