@@ -28,6 +28,11 @@ def _add_generate(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes (output is the same)")
     p.add_argument("--config", type=Path, help="YAML file of config values (see docs/config.md)")
     p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    p.add_argument(
+        "--messiness",
+        choices=("clean", "realistic", "heavy"),
+        help="recording errors in the agencies' files (default realistic)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -40,6 +45,8 @@ def run_generate(args: argparse.Namespace) -> int:
         values["children"] = args.children
     if args.seed is not None:
         values["seed"] = args.seed
+    if args.messiness is not None:
+        values["messiness"] = args.messiness
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     config = make_config(values)

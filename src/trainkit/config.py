@@ -28,6 +28,9 @@ class Config:
         census_date: the 31 March that ends follow-up.
         local_authorities: DfE LA numbers to place children in (default: all 153).
         shard_size: people per shard; part of the config because it shapes the random streams.
+        messiness: how many recording errors the agencies' files carry: clean, realistic, heavy.
+        collection_years: how many collection years of returns to write, ending with the year
+            that ends on the census date.
         parameters: overrides of model parameters, by ``section.name`` key.
     """
 
@@ -38,11 +41,20 @@ class Config:
     census_date: dt.date = DEFAULT_CENSUS_DATE
     local_authorities: tuple[int, ...] | None = None
     shard_size: int = 20_000
+    messiness: str = "realistic"
+    collection_years: int = 5
     parameters: dict[str, Any] = field(default_factory=dict)
 
     @property
     def last_birth(self) -> dt.date:
         return self.birth_end or self.census_date
+
+    @property
+    def years(self) -> tuple[int, ...]:
+        """Collection years written (each ends on 31 March of that year), oldest first."""
+        last = self.census_date.year
+        first = max(last - self.collection_years + 1, self.birth_start.year + 1)
+        return tuple(range(first, last + 1))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -99,6 +111,17 @@ def make_config(values: dict[str, Any]) -> Config:
         out["seed"] = _as_int("seed", v["seed"], 0)
     if "shard_size" in v:
         out["shard_size"] = _as_int("shard_size", v["shard_size"], 100)
+    if "messiness" in v:
+        from .datasets.record import MESSINESS_LEVELS
+
+        if v["messiness"] not in MESSINESS_LEVELS:
+            raise ConfigError(
+                f"config: messiness must be one of {', '.join(MESSINESS_LEVELS)}, "
+                f"got {v['messiness']!r}"
+            )
+        out["messiness"] = v["messiness"]
+    if "collection_years" in v:
+        out["collection_years"] = _as_int("collection_years", v["collection_years"], 1)
     for k in ("birth_start", "birth_end", "census_date"):
         if v.get(k) is not None:
             out[k] = _as_date(k, v[k])

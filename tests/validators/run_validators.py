@@ -120,7 +120,8 @@ def resolve_la(code: str) -> tuple[str, str | None]:
             if row["dfe_la_code"] == code:
                 return code, row["ons_code"]
         raise RunError(
-            f"unknown DfE LA code {code!r} (looked in {LA_LOOKUP}); pass the ONS code (E0...) instead"
+            f"unknown DfE LA code {code!r} (looked in {LA_LOOKUP}); "
+            "pass the ONS code (E0...) instead"
         )
     if re.fullmatch(r"E\d{8}", code):
         for row in rows:
@@ -170,8 +171,7 @@ def _903_files(path: Path, description: str) -> list[dict]:
     if not files:
         raise RunError(f"no .csv or .xml files in {path}")
     return [
-        {"name": str(p), "description": description, "file_content": p.read_bytes()}
-        for p in files
+        {"name": str(p), "description": description, "file_content": p.read_bytes()} for p in files
     ]
 
 
@@ -291,14 +291,12 @@ def convert_cin_fast(root) -> dict:
     from cin_validator.ingress import XMLtoCSV
     from cin_validator.utils import get_values
 
-    cols = {
-        name: list(getattr(XMLtoCSV, name).columns)
-        for name in (
-            "ChildIdentifiers", "ChildCharacteristics", "Disabilities", "CINdetails",
-            "Assessments", "AssessmentFactorsList", "CINplanDates", "Section47",
-            "ChildProtectionPlans", "Reviews",
-        )
-    }
+    # Tables in the order cin_validator.convert_data returns them.
+    order = (
+        "Header ChildIdentifiers ChildCharacteristics ChildProtectionPlans CINdetails "
+        "CINplanDates Reviews Section47 Assessments AssessmentFactorsList Disabilities"
+    ).split()
+    cols = {name: list(getattr(XMLtoCSV, name).columns) for name in order[1:]}
     ids = set(XMLtoCSV.id_cols)
     # XMLtoCSV reads the non-id columns in set order; the order only decides dict key order.
     own = {name: list(set(c).difference(ids)) for name, c in cols.items()}
@@ -362,16 +360,9 @@ def convert_cin_fast(root) -> dict:
         plans(child, child_id, cin_id)
         reviews(child, child_id, cin_id)
 
-    header = XMLtoCSV.create_Header(None, root.find("Header"))
-    out = {"Header": header}
+    out = {"Header": XMLtoCSV.create_Header(None, root.find("Header"))}
     for name, columns in cols.items():
-        frame = pd.DataFrame(rows[name], columns=columns, dtype=object)
-        out[name] = frame
-    order = [
-        "Header", "ChildIdentifiers", "ChildCharacteristics", "ChildProtectionPlans",
-        "CINdetails", "CINplanDates", "Reviews", "Section47", "Assessments",
-        "AssessmentFactorsList", "Disabilities",
-    ]
+        out[name] = pd.DataFrame(rows[name], columns=columns, dtype=object)
     return {name: out[name] for name in order}
 
 
@@ -453,7 +444,8 @@ def run_cin(args, dfe_code: str | None, warnings: list[str]) -> dict:
             },
         )
         col = rec.get("columns_affected")
-        col = col if isinstance(col, str) else _clean(col) if _clean(col) is None else _field_name(col)
+        if not isinstance(col, str):
+            col = None if _clean(col) is None else _field_name(col)
         if col is not None and col not in entry["fields"]:
             entry["fields"].append(col)
     # Header-table issues are moved out of full_issue_df; LA-level (whole-return) issues are

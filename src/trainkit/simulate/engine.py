@@ -28,15 +28,18 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from ..config import Config
+from ..datasets import registry
+from ..datasets.record import RecordContext
 from ..errors import ConfigError
 from ..parameters import load_parameters
 from . import care, education, health, population, social_care
 from .geography import load_geography
 from .schema import Table
 
-TRUTH_TABLES: tuple[Table, ...] = (
+SIMULATED_TABLES: tuple[Table, ...] = (
     population.TABLES + social_care.TABLES + care.TABLES + education.TABLES + health.TABLES
 )
+TRUTH_TABLES: tuple[Table, ...] = SIMULATED_TABLES + registry.TRUTH_TABLES
 TABLES_BY_NAME = {t.name: t for t in TRUTH_TABLES}
 
 
@@ -78,8 +81,10 @@ def plan_shards(config: Config) -> list[ShardPlan]:
     return plans
 
 
-def simulate_shard(config: Config, plan: ShardPlan) -> dict[str, pd.DataFrame]:
-    """All truth tables of one shard, as DataFrames (deterministic given config and plan)."""
+def simulate_shard(
+    config: Config, plan: ShardPlan
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """All truth tables and all record tables of one shard (deterministic given config and plan)."""
     params = load_parameters(config.parameters)
     geo = load_geography()
     shard_seq = np.random.SeedSequence(config.seed).spawn(plan.index + 1)[plan.index]
@@ -104,7 +109,20 @@ def simulate_shard(config: Config, plan: ShardPlan) -> dict[str, pd.DataFrame]:
     tables.update(care.simulate_care(cohort, social, geo, params, rng_care))
     tables.update(education.simulate_education(cohort, social, params, rng_edu))
     tables.update(health.simulate_health(cohort, social, params, rng_health))
-    return tables
+    ctx = RecordContext(
+        cohort=cohort,
+        truth=tables,
+        params=params,
+        seed=config.seed,
+        shard=plan.index,
+        messiness=config.messiness,
+        years=config.years,
+        census_date=np.datetime64(config.census_date),
+    )
+    records = registry.record_shard(ctx)
+    tables["links"] = ctx.links.frame()
+    tables["error_log"] = ctx.errors.frame()
+    return tables, records
 
 
 def to_arrow(table: Table, frame: pd.DataFrame) -> pa.Table:
@@ -133,7 +151,7 @@ def to_arrow(table: Table, frame: pd.DataFrame) -> pa.Table:
 
 def _write_shard(args: tuple[Config, ShardPlan, str]) -> dict[str, int]:
     config, plan, parts_dir = args
-    frames = simulate_shard(config, plan)
+    frames, records = simulate_shard(config, plan)
     rows = {}
     for table in TRUTH_TABLES:
         arrow = to_arrow(table, frames[table.name])
@@ -141,6 +159,7 @@ def _write_shard(args: tuple[Config, ShardPlan, str]) -> dict[str, int]:
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(arrow, path, compression="zstd")
         rows[table.name] = arrow.num_rows
+    registry.write_parts(records, Path(parts_dir) / "records", plan.index)
     return rows
 
 
@@ -217,6 +236,7 @@ def generate(
                 if progress:
                     progress(done, len(plans))
         _merge(parts, tmp / "truth", len(plans))
+        rows.update(registry.assemble(parts / "records", tmp, len(plans)))
         shutil.rmtree(parts)
         _write_manifest(tmp, config, rows)
         if out.exists():

@@ -1,0 +1,154 @@
+"""Record the simulated lives as each agency would: the driver of the record layer.
+
+Each dataset module (``ssda903``, ``cin``, ``npd``, ``hes``, ``identity``) exposes
+
+* ``TABLES``: its :class:`~trainkit.datasets.schema.OutputTable` declarations, and
+* ``record(ctx: RecordContext) -> dict[str, pandas.DataFrame]``: for one shard, the rows of each of
+  its tables, every value already formatted as it appears in the file (strings for CSV and XML),
+  plus the partition columns ``_year`` and ``_la`` where the table's path has ``{year}``/``{la}``.
+
+A module may also define ``write_partition(table, frame, path)`` to write one file itself (the CIN
+census XML does); otherwise CSV and Parquet writers are used. The engine calls ``record`` for every
+shard, stores the parts, and assembles each file at the end in a fixed order, so the output does
+not depend on the number of workers.
+
+Randomness: every module gets its own generator from ``ctx.rng(name)``, derived from the run's seed,
+the shard and the module's name, never from the truth's streams: recording never changes the truth,
+and the messiness level changes only the records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..parameters import Parameters
+from ..simulate.context import Cohort
+
+MESSINESS_LEVELS = ("clean", "realistic", "heavy")
+RECORD_STREAM = 7_000  # spawn-key namespace of the record layer, apart from the truth's streams
+
+
+@dataclass
+class ErrorLog:
+    """Every error injected into the records: what was changed, where, from what to what."""
+
+    rows: list[pd.DataFrame] = field(default_factory=list)
+
+    def add(
+        self,
+        dataset: str,
+        file: np.ndarray | str,
+        record_id: np.ndarray,
+        field_name: str,
+        error_type: str,
+        before: np.ndarray,
+        after: np.ndarray,
+    ) -> None:
+        n = len(record_id)
+        if n == 0:
+            return
+        self.rows.append(
+            pd.DataFrame(
+                {
+                    "dataset": dataset,
+                    "file": np.broadcast_to(np.asarray(file, dtype=object), (n,)),
+                    "record_id": np.asarray(record_id, dtype=object).astype(str),
+                    "field": field_name,
+                    "error_type": error_type,
+                    "value_before": pd.array(before, dtype="string"),
+                    "value_after": pd.array(after, dtype="string"),
+                }
+            )
+        )
+
+    def frame(self) -> pd.DataFrame:
+        cols = [
+            "dataset",
+            "file",
+            "record_id",
+            "field",
+            "error_type",
+            "value_before",
+            "value_after",
+        ]
+        if not self.rows:
+            return pd.DataFrame({c: pd.Series(dtype="string") for c in cols})
+        return pd.concat(self.rows, ignore_index=True)[cols]
+
+
+@dataclass
+class Links:
+    """Every recorded identifier value in each dataset, with the true person behind it."""
+
+    rows: list[pd.DataFrame] = field(default_factory=list)
+
+    def add(self, dataset: str, la_code, source_id, person_id) -> None:
+        source_id = np.asarray(source_id, dtype=object)
+        n = len(source_id)
+        if n == 0:
+            return
+        la = np.broadcast_to(np.asarray(la_code, dtype=object), (n,))
+        self.rows.append(
+            pd.DataFrame(
+                {
+                    "dataset": dataset,
+                    "la_code": pd.array(
+                        [None if v is None or v == "" else int(v) for v in la], dtype="Int16"
+                    ),
+                    "source_id": source_id.astype(str),
+                    "person_id": np.asarray(person_id, dtype=np.int64),
+                }
+            )
+        )
+
+    def frame(self) -> pd.DataFrame:
+        if not self.rows:
+            return pd.DataFrame(
+                {
+                    "dataset": pd.Series(dtype=str),
+                    "la_code": pd.Series(dtype="Int16"),
+                    "source_id": pd.Series(dtype=str),
+                    "person_id": pd.Series(dtype=np.int64),
+                }
+            )
+        out = pd.concat(self.rows, ignore_index=True).drop_duplicates()
+        return out.sort_values(["dataset", "la_code", "source_id", "person_id"]).reset_index(
+            drop=True
+        )
+
+
+@dataclass
+class RecordContext:
+    """What a dataset module sees for one shard.
+
+    Attributes:
+        cohort: the shard's people (see :class:`~trainkit.simulate.context.Cohort`).
+        truth: the shard's truth tables, as the simulation modules returned them.
+        params: model parameters, including ``messiness.*`` rates for the chosen level.
+        seed: the run's seed; shard: the shard's index.
+        messiness: ``clean``, ``realistic`` or ``heavy``.
+        years: the collection years to write (years ending 31 March), oldest first.
+        census_date: the 31 March that ends follow-up.
+        errors: the shard's error log; links: the shard's identifier links.
+    """
+
+    cohort: Cohort
+    truth: dict[str, pd.DataFrame]
+    params: Parameters
+    seed: int
+    shard: int
+    messiness: str
+    years: tuple[int, ...]
+    census_date: np.datetime64
+    errors: ErrorLog = field(default_factory=ErrorLog)
+    links: Links = field(default_factory=Links)
+
+    def rng(self, name: str) -> np.random.Generator:
+        """A generator for one purpose (e.g. ``"ssda903.episodes"``), independent of all others."""
+        tag = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
+        seq = np.random.SeedSequence(self.seed, spawn_key=(RECORD_STREAM, self.shard, tag))
+        return np.random.default_rng(seq)
