@@ -81,10 +81,16 @@ def plan_shards(config: Config) -> list[ShardPlan]:
     return plans
 
 
-def simulate_shard(
-    config: Config, plan: ShardPlan
-) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
-    """All truth tables and all record tables of one shard (deterministic given config and plan)."""
+def record_context(config: Config, plan: ShardPlan) -> RecordContext:
+    """Simulate one shard's truth and wrap it for the record layer (used by tests too).
+
+    Example:
+        >>> from trainkit.config import make_config
+        >>> cfg = make_config({"children": 2000, "seed": 1, "messiness": "clean"})
+        >>> ctx = record_context(cfg, plan_shards(cfg)[0])
+        >>> sorted(ctx.truth)[:3]
+        ['absence', 'addresses', 'admissions']
+    """
     params = load_parameters(config.parameters)
     geo = load_geography()
     shard_seq = np.random.SeedSequence(config.seed).spawn(plan.index + 1)[plan.index]
@@ -109,7 +115,7 @@ def simulate_shard(
     tables.update(care.simulate_care(cohort, social, geo, params, rng_care))
     tables.update(education.simulate_education(cohort, social, params, rng_edu))
     tables.update(health.simulate_health(cohort, social, params, rng_health))
-    ctx = RecordContext(
+    return RecordContext(
         cohort=cohort,
         truth=tables,
         params=params,
@@ -119,7 +125,15 @@ def simulate_shard(
         years=config.years,
         census_date=np.datetime64(config.census_date),
     )
+
+
+def simulate_shard(
+    config: Config, plan: ShardPlan
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """All truth tables and all record tables of one shard (deterministic given config and plan)."""
+    ctx = record_context(config, plan)
     records = registry.record_shard(ctx)
+    tables = dict(ctx.truth)
     tables["links"] = ctx.links.frame()
     tables["error_log"] = ctx.errors.frame()
     return tables, records
