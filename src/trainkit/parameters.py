@@ -23,7 +23,17 @@ import yaml
 
 from .errors import ConfigError
 
-PARAM_FILES = ("population", "social_care", "care", "education", "health")
+PARAM_FILES = (
+    "population",
+    "social_care",
+    "care",
+    "education",
+    "health",
+    "messiness",
+    "ssda903",
+    "cin",
+    "research",
+)
 
 
 @dataclass(frozen=True)

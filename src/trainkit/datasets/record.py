@@ -147,6 +147,79 @@ class RecordContext:
     errors: ErrorLog = field(default_factory=ErrorLog)
     links: Links = field(default_factory=Links)
 
+    # --- identifiers: one convention for every dataset, so the same child gets the same value ---
+
+    SALTS = {"upn": 1, "nhs": 2, "la_child_id": 3, "pmr": 4, "token": 5, "epikey": 6, "anon": 7}
+
+    def salt(self, kind: str) -> int:
+        """The salt of one kind of identifier (see ``SALTS``), derived from the run's seed."""
+        return self.seed * 1000 + self.SALTS[kind]
+
+    def la_child_ids(self, person_ids, la_codes) -> np.ndarray:
+        """The id each LA's social care system gives a child (SSDA903 CHILD, CIN LAchildID)."""
+        from .identifiers import la_child_ids
+
+        return la_child_ids(person_ids, la_codes, self.salt("la_child_id"))
+
+    def nhs_numbers(self, person_ids) -> np.ndarray:
+        """NHS numbers (from the range reserved for testing)."""
+        from .identifiers import assign_nhs_numbers
+
+        return assign_nhs_numbers(person_ids, self.salt("nhs"))
+
+    def upns_on(self, person_ids, dates) -> tuple[np.ndarray, np.ndarray]:
+        """Each person's UPN on a date, and their former UPN ('' where none).
+
+        A UPN is allocated by the LA of the school a child first enters, in that year; an adopted
+        child is re-registered with a new UPN allocated in the year of the adoption order (DfE
+        guidance on UPNs for adopted children), so their earlier UPN becomes a former UPN. A child
+        not yet enrolled in a state school on the date has no UPN ('').
+        """
+        first, second = self._upn_table()
+        pid = np.asarray(person_ids, dtype=np.int64)
+        when = np.asarray(dates, dtype="datetime64[D]")
+        i = np.searchsorted(first["person_id"], pid)
+        i = np.minimum(i, max(len(first["person_id"]) - 1, 0))
+        known = (len(first["person_id"]) > 0) & (first["person_id"][i] == pid)
+        enrolled = known & (first["date"][i] <= when)
+        upn1 = np.where(enrolled, first["upn"][i], "")
+        j = np.searchsorted(second["person_id"], pid)
+        j = np.minimum(j, max(len(second["person_id"]) - 1, 0))
+        adopted = (len(second["person_id"]) > 0) & (second["person_id"][j] == pid)
+        after = adopted & enrolled & (second["date"][j] <= when)
+        upn = np.where(after, second["upn"][j], upn1)
+        former = np.where(after, upn1, "")
+        return upn.astype(object), former.astype(object)
+
+    def _upn_table(self):
+        if getattr(self, "_upns", None) is None:
+            from .identifiers import assign_upns
+
+            enrol = self.truth["school_enrolments"]
+            first = enrol.sort_values(["person_id", "entry_date"]).drop_duplicates("person_id")[
+                ["person_id", "la_code", "entry_date"]
+            ]
+            date = first["entry_date"].to_numpy("datetime64[D]")
+            year = date.astype("datetime64[Y]").astype(int) + 1970
+            pid = first["person_id"].to_numpy(np.int64)
+            upn = assign_upns(pid, first["la_code"].to_numpy(), year, self.salt("upn"))
+            table1 = {"person_id": pid, "date": date, "upn": upn, "la": first["la_code"].to_numpy(),
+                      "year": year}  # fmt: skip
+            adopted = self.truth["adoptions"][["person_id", "la_code", "date_adopted"]]
+            adopted = adopted.sort_values("person_id").drop_duplicates("person_id")
+            apid = adopted["person_id"].to_numpy(np.int64)
+            adate = adopted["date_adopted"].to_numpy("datetime64[D]")
+            ayear = adate.astype("datetime64[Y]").astype(int) + 1970
+            ala = adopted["la_code"].to_numpy()
+            # one UPN per person per (LA, year): shift a clash with the first allocation by a year
+            k = np.searchsorted(pid, apid).clip(0, max(len(pid) - 1, 0))
+            clash = (len(pid) > 0) & (pid[k] == apid) & (table1["la"][k] == ala)
+            clash &= table1["year"][k] == ayear
+            ayear = np.where(clash, ayear + 1, ayear)
+            upn2 = assign_upns(apid, ala, ayear, self.salt("upn")) if len(apid) else np.array([])
+            self._upns = (table1, {"person_id": apid, "date": adate, "upn": upn2})
+        return self._upns
+
     def rng(self, name: str) -> np.random.Generator:
         """A generator for one purpose (e.g. ``"ssda903.episodes"``), independent of all others."""
         tag = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
