@@ -39,7 +39,7 @@ run: generate
 	@mkdir -p build/notebooks
 	@for nb in $(NOTEBOOKS); do \
 	  echo "executing $$nb"; \
-	  $(BIN)/papermill --cwd notebooks -p DATA_DIR "$(CURDIR)/$(RUN_DATA)" "$$nb" "build/notebooks/$$(basename $$nb)" --log-level WARNING || exit 1; \
+	  $(BIN)/papermill --no-progress-bar --cwd notebooks -p DATA_DIR "$(CURDIR)/$(RUN_DATA)" "$$nb" "build/notebooks/$$(basename $$nb)" --log-level WARNING || exit 1; \
 	done
 	@echo
 	@echo "Done. Synthetic data: $(RUN_DATA)/ (truth tables in $(RUN_DATA)/truth/, manifest in $(RUN_DATA)/manifest.json)"
@@ -55,7 +55,7 @@ test: $(TEST_DATA)/manifest.json
 	@rm -rf build/test-notebooks && mkdir -p build/test-notebooks
 	@for nb in $(NOTEBOOKS); do \
 	  echo "papermill $$nb"; \
-	  $(BIN)/papermill --cwd notebooks -p DATA_DIR "$(CURDIR)/$(TEST_DATA)" "$$nb" "build/test-notebooks/$$(basename $$nb)" --log-level WARNING || exit 1; \
+	  $(BIN)/papermill --no-progress-bar --cwd notebooks -p DATA_DIR "$(CURDIR)/$(TEST_DATA)" "$$nb" "build/test-notebooks/$$(basename $$nb)" --log-level WARNING || exit 1; \
 	done
 	TRAINKIT_TEST_DATA="$(CURDIR)/$(TEST_DATA)" $(BIN)/python -m pytest tests --nbval-lax build/test-notebooks
 
