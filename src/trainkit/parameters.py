@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -139,9 +140,12 @@ def _check_same_shape(where: str, old: Any, new: Any) -> None:
         raise ConfigError(f"config: {where} must be text, got {new!r}")
 
 
+@cache
 def _load_file(section: str) -> dict[str, Parameter]:
+    """One parameter file, parsed once per process (callers must not mutate the values)."""
     text = resources.files("trainkit").joinpath("params", f"{section}.yaml").read_text("utf-8")
-    raw = yaml.safe_load(text) or {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    raw = yaml.load(text, Loader=loader) or {}
     out = {}
     for name, spec in raw.items():
         key = f"{section}.{name}"

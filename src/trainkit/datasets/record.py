@@ -91,14 +91,13 @@ class Links:
         n = len(source_id)
         if n == 0:
             return
-        la = np.broadcast_to(np.asarray(la_code, dtype=object), (n,))
+        la = pd.Series(np.broadcast_to(np.asarray(la_code, dtype=object), (n,)))
+        la = pd.to_numeric(la.replace("", None), errors="coerce").astype("Int16")
         self.rows.append(
             pd.DataFrame(
                 {
                     "dataset": dataset,
-                    "la_code": pd.array(
-                        [None if v is None or v == "" else int(v) for v in la], dtype="Int16"
-                    ),
+                    "la_code": la.array,
                     "source_id": source_id.astype(str),
                     "person_id": np.asarray(person_id, dtype=np.int64),
                 }

@@ -15,10 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..simulate.schema import Column, Table
+from . import hes, identity, npd
 from .record import RecordContext
 from .schema import OutputTable
 
-MODULES: tuple = ()
+MODULES: tuple = (identity, npd, hes)
 
 DATASETS = {
     "ssda903": "SSDA903 children looked after return",

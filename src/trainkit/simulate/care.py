@@ -437,7 +437,8 @@ def _care_leavers(cohort, periods, row, start, stop, params, rng):
         _pick(rng, act["codes"], act["age19to21"], n),
     )
     part = (rng.random(n) < act["part_time_share"]) & np.isin(activity, ["F1", "F2", "F4", "F5"])
-    activity = np.where(part, np.char.replace(activity.astype(str), "F", "P"), activity)
+    part_time = pd.Series(activity, dtype=object).str.replace("F", "P").to_numpy(object)
+    activity = np.where(part, part_time, activity)
     acc = params["care.care_leaver_accommodation"]
     letter = np.where(
         young,
@@ -451,7 +452,7 @@ def _care_leavers(cohort, periods, row, start, stop, params, rng):
         young, acc["not_known_share"]["age17to18"], acc["not_known_share"]["age19to21"]
     )
     accommodation = np.where(
-        unknown, "0", np.char.add(letter.astype(str), np.where(unsuitable, "2", "1"))
+        unknown, "0", letter.astype(object) + np.where(unsuitable, "2", "1").astype(object)
     )
     in_touch = _pick_map(rng, params["care.care_leaver_in_touch"], n)
     in_touch = np.where(died, "DIED", in_touch)
