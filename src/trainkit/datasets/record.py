@@ -169,55 +169,33 @@ class RecordContext:
     def upns_on(self, person_ids, dates) -> tuple[np.ndarray, np.ndarray]:
         """Each person's UPN on a date, and their former UPN ('' where none).
 
-        A UPN is allocated by the LA of the school a child first enters, in that year; an adopted
-        child is re-registered with a new UPN allocated in the year of the adoption order (DfE
-        guidance on UPNs for adopted children), so their earlier UPN becomes a former UPN. A child
-        not yet enrolled in a state school on the date has no UPN ('').
+        The UPN history is owned by :func:`trainkit.datasets.identity.upn_history` (first UPN at
+        first school entry; a new one after an adoption order), computed once per shard, so every
+        dataset records the same UPN for the same child on the same day.
         """
-        first, second = self._upn_table()
-        pid = np.asarray(person_ids, dtype=np.int64)
-        when = np.asarray(dates, dtype="datetime64[D]")
-        i = np.searchsorted(first["person_id"], pid)
-        i = np.minimum(i, max(len(first["person_id"]) - 1, 0))
-        known = (len(first["person_id"]) > 0) & (first["person_id"][i] == pid)
-        enrolled = known & (first["date"][i] <= when)
-        upn1 = np.where(enrolled, first["upn"][i], "")
-        j = np.searchsorted(second["person_id"], pid)
-        j = np.minimum(j, max(len(second["person_id"]) - 1, 0))
-        adopted = (len(second["person_id"]) > 0) & (second["person_id"][j] == pid)
-        after = adopted & enrolled & (second["date"][j] <= when)
-        upn = np.where(after, second["upn"][j], upn1)
-        former = np.where(after, upn1, "")
-        return upn.astype(object), former.astype(object)
+        from .identity import upn_history
 
-    def _upn_table(self):
-        if getattr(self, "_upns", None) is None:
-            from .identifiers import assign_upns
-
-            enrol = self.truth["school_enrolments"]
-            first = enrol.sort_values(["person_id", "entry_date"]).drop_duplicates("person_id")[
-                ["person_id", "la_code", "entry_date"]
-            ]
-            date = first["entry_date"].to_numpy("datetime64[D]")
-            year = date.astype("datetime64[Y]").astype(int) + 1970
-            pid = first["person_id"].to_numpy(np.int64)
-            upn = assign_upns(pid, first["la_code"].to_numpy(), year, self.salt("upn"))
-            table1 = {"person_id": pid, "date": date, "upn": upn, "la": first["la_code"].to_numpy(),
-                      "year": year}  # fmt: skip
-            adopted = self.truth["adoptions"][["person_id", "la_code", "date_adopted"]]
-            adopted = adopted.sort_values("person_id").drop_duplicates("person_id")
-            apid = adopted["person_id"].to_numpy(np.int64)
-            adate = adopted["date_adopted"].to_numpy("datetime64[D]")
-            ayear = adate.astype("datetime64[Y]").astype(int) + 1970
-            ala = adopted["la_code"].to_numpy()
-            # one UPN per person per (LA, year): shift a clash with the first allocation by a year
-            k = np.searchsorted(pid, apid).clip(0, max(len(pid) - 1, 0))
-            clash = (len(pid) > 0) & (pid[k] == apid) & (table1["la"][k] == ala)
-            clash &= table1["year"][k] == ayear
-            ayear = np.where(clash, ayear + 1, ayear)
-            upn2 = assign_upns(apid, ala, ayear, self.salt("upn")) if len(apid) else np.array([])
-            self._upns = (table1, {"person_id": apid, "date": adate, "upn": upn2})
-        return self._upns
+        if getattr(self, "_upn_history", None) is None:
+            self._upn_history = upn_history(self)
+        h = self._upn_history
+        query = pd.DataFrame(
+            {
+                "i": np.arange(len(person_ids)),
+                "person_id": np.asarray(person_ids, dtype=np.int64),
+                "date": pd.to_datetime(np.asarray(dates, dtype="datetime64[s]")).as_unit("s"),
+            }
+        )
+        h = h.assign(former=h.groupby("person_id")["upn"].shift(1).fillna(""))
+        hit = pd.merge_asof(
+            query.sort_values("date"),
+            h[["person_id", "upn", "former", "valid_from"]].sort_values("valid_from"),
+            left_on="date",
+            right_on="valid_from",
+            by="person_id",
+        ).sort_values("i")
+        upn = hit["upn"].fillna("").to_numpy(dtype=object)
+        former = hit["former"].fillna("").to_numpy(dtype=object)
+        return upn, former
 
     def rng(self, name: str) -> np.random.Generator:
         """A generator for one purpose (e.g. ``"ssda903.episodes"``), independent of all others."""
