@@ -78,12 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="trainkit", description="Synthetic linked data on children in England.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_generate(sub)
-    try:
-        from .calibrate import add_calibrate_parser, run_calibrate
-    except ImportError:  # pragma: no cover - calibrate is part of the package
-        add_calibrate_parser = run_calibrate = None
-    if add_calibrate_parser:
-        add_calibrate_parser(sub)
+    from .calibrate import add_calibrate_parser
+    from .validate import add_validate_parser
+
+    add_calibrate_parser(sub)
+    add_validate_parser(sub)
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, or a usage error already printed in one line
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "generate":
             return run_generate(args)
-        return run_calibrate(args)
+        return args.func(args)
     except TrainkitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
