@@ -15,12 +15,14 @@ from trainkit.simulate.engine import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "synthetic" / "sample"
-SAMPLE_CONFIG = {"children": 3000, "seed": 20240331}
+SAMPLE_CONFIG = {"children": 3000, "seed": 20240331, "local_authorities": [202, 330, 886, 935]}
 
 
 README = """# synthetic/sample
 
-A small dataset made by `make sample` (`tools/make_sample.py`): {children:,} people, seed {seed}.
+A small dataset made by `make sample` (`tools/make_sample.py`): {children:,} people, seed {seed},
+born in four LAs ({local_authorities}: Camden, Birmingham, Kent, Suffolk; moves and arrivals may
+take some elsewhere).
 Notebooks read it by default (`DATA_DIR = "../synthetic/sample"`), so they open without generating
 anything; `make run` and `make test` pass freshly generated data instead.
 
