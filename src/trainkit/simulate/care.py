@@ -223,11 +223,13 @@ def _episodes(cohort, periods, row, start, end, stop, adoptions, geo, params, rn
     first_ls = _pick(rng, ls["codes"], np.where(age0[:, None] < 10, ls["under10"], ls["age10plus"]))
     first_ls = np.where(uasc, "V2", np.where(route == "remand", "J1", first_ls))
     ev_pid, ev_date, ev_ls = [pid], [start], [first_ls]
-    lo, hi = params["care.emergency_order_days"]
+    days = params["care.emergency_order_days"]
+    lo = np.where(first_ls == "L1", days["L1"][0], days["L2"][0])
+    hi = np.where(first_ls == "L1", days["L1"][1], days["L2"][1])
     emergency = np.isin(first_ls, ["L1", "L2"])
     after_emergency = np.where(rng.random(n) < 0.6, "C1", "V2")
     after_emergency = np.where(route == "adopted", "C1", after_emergency)
-    t1 = start + rng.integers(lo, hi + 1, n)
+    t1 = start + rng.integers(lo, hi + 1)
     ok = emergency & (t1 < stop)
     ev_pid.append(pid[ok]), ev_date.append(t1[ok]), ev_ls.append(after_emergency[ok])
     cur = np.where(ok, after_emergency, first_ls)
@@ -269,7 +271,8 @@ def _episodes(cohort, periods, row, start, end, stop, adoptions, geo, params, rn
     table = np.array(
         [sh[b] for b in ("under1", "age1to4", "age5to9", "age10to15", "age16plus", "uasc")]
     )
-    probs = table[_band(age_then, uasc[place_rows])]
+    # UASC under 16 are placed as other children of their age (no semi-independent living)
+    probs = table[_band(age_then, uasc[place_rows] & (age_then >= 16))]
     placement = _pick(rng, sh["codes"], probs)
     with_fc = np.zeros(len(kind), bool)
     with_fc[kind == 2] = (
@@ -361,7 +364,15 @@ def _missing(periods, row, start, stop, cohort, params, rng):
     s = from10[idx] + (rng.random(len(idx)) * span).astype(np.int64)
     d = params["care.missing_days"]
     length = np.minimum(rng.geometric(1 / d["mean"], len(idx)) - 1, d["max"])
+    # a child cannot go missing again before returning: drop an episode that starts on or before
+    # the end of any earlier one in the same period
+    order = np.lexsort((s, idx))
+    s, idx, length = s[order], idx[order], length[order]
     e = np.minimum(s + length, stop[idx])
+    ends = pd.Series(e.astype("datetime64[D]").astype(np.int64))
+    before = ends.groupby(idx).cummax().groupby(idx).shift(1).to_numpy()
+    keep = ~(s.astype(np.int64) <= np.nan_to_num(before, nan=-(2**40)))
+    s, idx, e = s[keep], idx[keep], e[keep]
     out = pd.DataFrame(
         {
             "period_id": periods["period_id"].to_numpy()[idx],
@@ -448,15 +459,11 @@ def _care_leavers(cohort, periods, row, start, stop, params, rng):
     unsuitable = rng.random(n) < np.where(
         young, acc["unsuitable_share"]["age17to18"], acc["unsuitable_share"]["age19to21"]
     )
-    unknown = rng.random(n) < np.where(
-        young, acc["not_known_share"]["age17to18"], acc["not_known_share"]["age19to21"]
-    )
-    accommodation = np.where(
-        unknown, "0", letter.astype(object) + np.where(unsuitable, "2", "1").astype(object)
-    )
+    unsuitable |= np.isin(letter, ["S", "X"])  # no fixed abode and custody are never suitable
+    accommodation = letter.astype(object) + np.where(unsuitable, "2", "1").astype(object)
     in_touch = _pick_map(rng, params["care.care_leaver_in_touch"], n)
     in_touch = np.where(died, "DIED", in_touch)
-    not_in_touch = np.isin(in_touch, ["NO", "REFU", "DIED"])
+    not_in_touch = np.isin(in_touch, ["NO", "REFU", "DIED", "RHOM"])
     return pd.DataFrame(
         {
             "person_id": cohort.person_id[r][who],
