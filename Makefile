@@ -14,6 +14,9 @@ TEST_CHILDREN ?= 8000
 TEST_SEED     ?= 7
 TEST_DATA     := build/test-data
 NOTEBOOKS     := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+# The DfE's validation rules (data-to-insight's csc-validator-be-903/-cin) pin pandas<2, so they
+# get a virtual environment of their own; if it cannot be built, the tests that use it skip.
+VALIDATORS    := .venv-validators/.installed
 
 .PHONY: run test env lint generate notebooks sample clean help
 
@@ -51,7 +54,14 @@ run: generate
 $(TEST_DATA)/manifest.json: $(STAMP) $(shell find src -name '*.py' -o -name '*.yaml' -o -name '*.csv*' 2>/dev/null)
 	$(BIN)/trainkit generate --children $(TEST_CHILDREN) --seed $(TEST_SEED) --out $(TEST_DATA) --force
 
-test: $(TEST_DATA)/manifest.json
+$(VALIDATORS): tests/validators/requirements.txt
+	@rm -rf .venv-validators
+	@( $(PYTHON) -m venv .venv-validators \
+	   && .venv-validators/bin/python -m pip install --quiet -r tests/validators/requirements.txt \
+	   && touch $@ ) \
+	|| { rm -rf .venv-validators; echo "warning: could not build .venv-validators; the DfE-rule tests will skip"; }
+
+test: $(TEST_DATA)/manifest.json $(VALIDATORS)
 	@rm -rf build/test-notebooks && mkdir -p build/test-notebooks
 	@for nb in $(NOTEBOOKS); do \
 	  echo "papermill $$nb"; \
