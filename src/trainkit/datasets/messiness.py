@@ -636,8 +636,10 @@ def _dob_first_january(job: _Job, d: np.ndarray):
 
 def _upn_like(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mat, length = _matrix(vals)
-    if mat.shape[1] < UPN_LENGTH:
-        return mat, np.zeros(len(vals), dtype=bool)
+    if mat.shape[1] < UPN_LENGTH:  # no value is long enough to be a UPN (e.g. all UN codes)
+        padded = np.zeros((len(mat), UPN_LENGTH), dtype=np.uint32)
+        padded[:, : mat.shape[1]] = mat
+        return padded, np.zeros(len(vals), dtype=bool)
     digits = (mat[:, 1:12] >= ord("0")) & (mat[:, 1:12] <= ord("9"))
     return mat, (length == UPN_LENGTH) & digits.all(axis=1)
 
