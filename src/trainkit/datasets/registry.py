@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..simulate.schema import Column, Table
-from . import hes, identity, npd, ssda903
+from . import cin, hes, identity, npd, ssda903
 from .record import RecordContext
 from .schema import OutputTable
 
-MODULES: tuple = (identity, ssda903, npd, hes)
+MODULES: tuple = (identity, ssda903, cin, npd, hes)
 
 DATASETS = {
     "ssda903": "SSDA903 children looked after return",

@@ -417,7 +417,10 @@ def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, la
         source[:] = "8"
         need[:] = "N8"
     else:
-        disabled = (cohort.child_risk[rows] > 1.6) & (rng.random(n) < 0.5)
+        dis = params["social_care.disability_need"]
+        disabled = (cohort.child_risk[rows] > dis["child_risk_above"]) & (
+            rng.random(n) < dis["share"]
+        )
         need = np.where(disabled, "N2", need)
     need = np.where(in_need, need, None)
 
