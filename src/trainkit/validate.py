@@ -1,6 +1,7 @@
 """Check a folder of agencies' files against their declarations: ``trainkit validate DIR``.
 
-Every file under DIR (except ``truth/`` and ``manifest.json``) is matched to the
+Every file under DIR (except ``truth/``, ``manifest.json``, a top-level ``README.md`` and
+``calibration.png``) is matched to the
 :class:`~trainkit.datasets.schema.OutputTable` whose ``path`` describes it, then checked:
 
 * CSV: UTF-8 text, a header row equal to the declared fields in order, the same number of fields
@@ -791,7 +792,9 @@ def validate(
         for p in root.rglob("*")
         if p.is_file() and not p.relative_to(root).as_posix().startswith(f"{TRUTH_FOLDER}/")
     )
-    files = [f for f in files if f != MANIFEST_NAME]
+    # the manifest, and a README or calibration chart a person put beside the data, are not
+    # agency files
+    files = [f for f in files if f not in (MANIFEST_NAME, "README.md", "calibration.png")]
     if not files:
         raise DataError(
             f"{root}: no agency files (only the truth tables and the manifest); regenerate with "
