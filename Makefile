@@ -45,7 +45,8 @@ run: generate
 	  $(BIN)/papermill --no-progress-bar --cwd notebooks -p DATA_DIR "$(CURDIR)/$(RUN_DATA)" "$$nb" "build/notebooks/$$(basename $$nb)" --log-level WARNING || exit 1; \
 	done
 	@echo
-	@echo "Done. Synthetic data: $(RUN_DATA)/ (truth tables in $(RUN_DATA)/truth/, manifest in $(RUN_DATA)/manifest.json)"
+	@echo "Done. Synthetic data: $(RUN_DATA)/ (truth/: the simulated lives; returns/: SSDA903 and CIN returns;"
+	@echo "      research/: NPD, HES and bridging extracts; identified/: pupil and NHS identifiers; manifest.json)"
 	@echo "Executed notebooks:   build/notebooks/"
 	@echo "Calibration report:   $(BIN)/trainkit calibrate $(RUN_DATA)"
 	@echo "Open them in JupyterLab with:  $(BIN)/jupyter lab build/notebooks/"
