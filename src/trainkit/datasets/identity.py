@@ -379,6 +379,14 @@ def upns_on(
         Object array of UPNs (13 characters) or ''.
     """
     history = upn_history(ctx) if history is None else history
+    return lookup_upns(history, person_ids, dates)[0]
+
+
+def lookup_upns(
+    history: pd.DataFrame, person_ids: np.ndarray, dates: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """From a :func:`upn_history`, the UPN held on each date and the one held before it ('')."""
+    history = history.assign(former=history.groupby("person_id")["upn"].shift(1).fillna(""))
     query = pd.DataFrame(
         {
             "i": np.arange(len(person_ids)),
@@ -388,12 +396,15 @@ def upns_on(
     )
     hit = pd.merge_asof(
         query.sort_values("date"),
-        history[["person_id", "upn", "valid_from"]].sort_values("valid_from"),
+        history[["person_id", "upn", "former", "valid_from"]].sort_values("valid_from"),
         left_on="date",
         right_on="valid_from",
         by="person_id",
     ).sort_values("i")
-    return hit["upn"].fillna("").to_numpy(dtype=object)
+    return (
+        hit["upn"].fillna("").to_numpy(dtype=object),
+        hit["former"].fillna("").to_numpy(dtype=object),
+    )
 
 
 def _person_rows(persons: pd.DataFrame, person_ids: np.ndarray) -> np.ndarray:
@@ -527,6 +538,8 @@ def _pds(ctx: RecordContext, adopted: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
 def record(ctx: RecordContext) -> dict[str, pd.DataFrame]:
     """The shard's identity extracts: pupils' identifiers per census, PDS, PDS addresses."""
     adopted = adoptions(ctx)
-    pupils = _pupils(ctx, upn_history(ctx, adopted), adopted)
+    history = upn_history(ctx, adopted)
+    ctx._upn_history = history  # the SSDA903 and CIN modules look UPNs up in the same history
+    pupils = _pupils(ctx, history, adopted)
     pds, pds_addresses = _pds(ctx, adopted)
     return {PUPILS.name: pupils, PDS.name: pds, PDS_ADDRESSES.name: pds_addresses}

@@ -173,29 +173,11 @@ class RecordContext:
         first school entry; a new one after an adoption order), computed once per shard, so every
         dataset records the same UPN for the same child on the same day.
         """
-        from .identity import upn_history
+        from .identity import lookup_upns, upn_history
 
         if getattr(self, "_upn_history", None) is None:
             self._upn_history = upn_history(self)
-        h = self._upn_history
-        query = pd.DataFrame(
-            {
-                "i": np.arange(len(person_ids)),
-                "person_id": np.asarray(person_ids, dtype=np.int64),
-                "date": pd.to_datetime(np.asarray(dates, dtype="datetime64[s]")).as_unit("s"),
-            }
-        )
-        h = h.assign(former=h.groupby("person_id")["upn"].shift(1).fillna(""))
-        hit = pd.merge_asof(
-            query.sort_values("date"),
-            h[["person_id", "upn", "former", "valid_from"]].sort_values("valid_from"),
-            left_on="date",
-            right_on="valid_from",
-            by="person_id",
-        ).sort_values("i")
-        upn = hit["upn"].fillna("").to_numpy(dtype=object)
-        former = hit["former"].fillna("").to_numpy(dtype=object)
-        return upn, former
+        return lookup_upns(self._upn_history, person_ids, dates)
 
     def rng(self, name: str) -> np.random.Generator:
         """A generator for one purpose (e.g. ``"ssda903.episodes"``), independent of all others."""

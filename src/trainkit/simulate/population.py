@@ -170,7 +170,7 @@ def _births(n, birth_start, birth_end, census_date, geo, params, rng, la_subset)
     interval = params["population.sibling_interval_years"]
     shares = params["population.family_size_shares"]
     lookback = 12  # years before the span in which a family's first child may be born
-    kept_fam, kept_order, kept_dob = [], [], []
+    kept_fam, kept_dob = [], []
     total, fam_offset = 0, 0
     while total < n:
         n_fam = max(64, int((n - total) / 1.2))
@@ -192,7 +192,6 @@ def _births(n, birth_start, birth_end, census_date, geo, params, rng, la_subset)
         dob = first[fam] + np.round(offs * DAYS_PER_YEAR).astype(np.int64)
         inside = (dob >= birth_start) & (dob <= birth_end)
         kept_fam.append(fam[inside] + fam_offset)
-        kept_order.append(order[inside])
         kept_dob.append(dob[inside])
         total += int(inside.sum())
         fam_offset += n_fam
@@ -201,7 +200,6 @@ def _births(n, birth_start, birth_end, census_date, geo, params, rng, la_subset)
     # renumber families densely in order of appearance
     uniq, fam = np.unique(fam, return_inverse=True)
     n_fam = len(uniq)
-    first_in_fam = np.r_[True, fam[1:] != fam[:-1]]
 
     # family attributes
     las = _choose_las(rng, n_fam, geo, geo.population, la_subset)
@@ -254,7 +252,6 @@ def _births(n, birth_start, birth_end, census_date, geo, params, rng, la_subset)
 
     return {
         "family_id": fam.astype(np.int64),
-        "first_in_family": first_in_fam,
         "sex": sex,
         "dob": dob,
         "ethnicity": fam_eth[fam],
@@ -378,7 +375,6 @@ def _arrivals(n, span_start, census_date, geo, params, rng, la_subset):
     death = np.full(n, NAT)
     return {
         "family_id": np.full(n, -1, np.int64),
-        "first_in_family": np.ones(n, bool),
         "sex": sex,
         "dob": dob,
         "ethnicity": ethnicity,
