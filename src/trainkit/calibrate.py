@@ -4,6 +4,11 @@ The targets live in ``trainkit/params/targets.yaml``, each with its source. Ever
 with like: the simulated count over the simulated children aged 0-17 at 31 March, against the
 published count over the ONS mid-year population of children aged 0-17 (see the file's header).
 
+Each figure counts as the DfE counts the LAs' returns (once per child in each LA, and so on; see
+the file's header). ``calibrate(DIR, source="returns")`` (``trainkit calibrate DIR --from
+returns``) computes the same figures from the CIN census and SSDA903 returns themselves
+(:mod:`trainkit.calibrate_returns`).
+
 Example:
     >>> report = calibrate("data/default")                      # doctest: +SKIP
     >>> print(report.format())                                   # doctest: +SKIP
