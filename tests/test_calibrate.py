@@ -95,37 +95,54 @@ def _referrals(extra_in_need: int = 0) -> dict[str, pa.Array]:
         return [i < first for i in range(n)]
 
     blocks = [
-        # 330 in the year, in need, open: children in need at 31 March 2024; 74 re-referrals
+        # 330 in the year, in need, open: children in need at 31 March 2024
         _block(RESIDENT[:330], referral_date=D(2023, 6, 1), closure_date=None, in_need=True,
-               nfa=False, rereferral=flags(330, 74)),
-        # 180 in the year, closed, not in need; 32 NFA, 40 re-referrals
+               nfa=False),
+        # 180 in the year, closed, not in need; 32 NFA
         _block(RESIDENT[330:510], referral_date=D(2023, 5, 1), closure_date=D(2023, 7, 1),
-               in_need=False, nfa=flags(180, 32), rereferral=flags(180, 40)),
+               in_need=False, nfa=flags(180, 32)),
+        # earlier referrals to the same LA within 12 months: 74 + 40 re-referrals in the year
+        _block(np.r_[RESIDENT[:69], RESIDENT[330:370]], referral_date=D(2022, 9, 1),
+               closure_date=D(2022, 10, 1), in_need=True, nfa=False),
+        # 365 days before 1 June 2023: still within 12 months
+        _block(RESIDENT[69:74], referral_date=D(2022, 6, 1), closure_date=D(2022, 7, 1),
+               in_need=True, nfa=False),
+        # 366 days before: not a re-referral
+        _block(RESIDENT[74:79], referral_date=D(2022, 5, 31), closure_date=D(2022, 7, 1),
+               in_need=True, nfa=False),
+        # within 12 months but to another LA: not a re-referral (the DfE links within an LA)
+        _block(RESIDENT[79:85], referral_date=D(2022, 9, 1), closure_date=D(2022, 10, 1),
+               in_need=True, nfa=False, la_code=203),
         # a second open referral of RESIDENT[0]: still one child in need; also open in March 2023
         _block(RESIDENT[:1], referral_date=D(2022, 1, 1), closure_date=None, in_need=True,
-               nfa=False, rereferral=False),
+               nfa=False),
         # 337 closed ON 31 March 2024: in need at 31 March 2023, not at 31 March 2024
         _block(RESIDENT[1000:1337], referral_date=D(2022, 2, 1), closure_date=CENSUS, in_need=True,
-               nfa=False, rereferral=False),
+               nfa=False),
         # extra children in need at 31 March 2024 (none by default), referred before the year
         _block(RESIDENT[5000:5000 + extra_in_need], referral_date=D(2022, 6, 1),
-               closure_date=None, in_need=True, nfa=False, rereferral=False),
-        # 20 open but not in need: never counted
+               closure_date=None, in_need=True, nfa=False),
+        # 20 open, their assessment (to find them not in need) unfinished: counted at both dates,
+        # as the DfE counts every referral open at 31 March
         _block(RESIDENT[2000:2020], referral_date=D(2022, 5, 1), closure_date=None, in_need=False,
-               nfa=False, rereferral=False),
+               nfa=False),
+        # a child open in two LAs at both dates: counted in each, as the DfE adds up the LAs
+        _block(RESIDENT[6000:6001], referral_date=D(2022, 3, 1), closure_date=None, in_need=True,
+               nfa=False),
+        _block(RESIDENT[6000:6001], referral_date=D(2022, 4, 1), closure_date=None, in_need=True,
+               nfa=False, la_code=203),
     ]  # fmt: skip
-    rows = _concat(blocks)
+    rows = _concat([{"la_code": [202] * len(b["person_id"]), **b} for b in blocks])
     n = len(rows["person_id"])
     return {
         "referral_id": pa.array(np.arange(n), pa.int64()),
         "person_id": pa.array(rows["person_id"], pa.int64()),
-        "la_code": pa.array([202] * n, pa.int16()),
+        "la_code": pa.array(rows["la_code"], pa.int16()),
         "referral_date": _dates(rows["referral_date"]),
         "nfa": pa.array(rows["nfa"], pa.bool_()),
         "assessed": pa.array([not x for x in rows["nfa"]], pa.bool_()),
         "in_need": pa.array(rows["in_need"], pa.bool_()),
         "closure_date": _dates(rows["closure_date"]),
-        "rereferral": pa.array(rows["rereferral"], pa.bool_()),
     }
 
 
@@ -265,7 +282,7 @@ def _args(*argv: str) -> argparse.Namespace:
 
 # (key, simulated numerator, simulated denominator) of every target in the fake run
 EXPECTED = [
-    ("cin_at_31_march_2024", 330, POP_2024),
+    ("cin_at_31_march_2024", 352, POP_2024),  # 330 + 20 being assessed + 2 LAs of one child
     ("cp_at_31_march_2024", 41, POP_2024),
     ("cla_at_31_march_2024", 69, POP_2024),
     ("uasc_cla_at_31_march_2024", 6, POP_2024),
@@ -286,7 +303,7 @@ EXPECTED = [
     ("fsm_share_jan_2024", 246, 1000),
     ("sen_support_share_jan_2024", 136, 1000),
     ("ehc_plan_share_jan_2024", 48, 1000),
-    ("cin_at_31_march_2023", 338, POP_2023),
+    ("cin_at_31_march_2023", 360, POP_2023),  # 338 + 20 + 2
     ("cla_at_31_march_2023", 70, POP_2023),
 ]
 
@@ -366,12 +383,12 @@ def test_tolerance_rule(report: CalibrationReport):
     )
 
 
-@pytest.mark.parametrize(("extra", "status"), [(34, "ok"), (35, "OUTSIDE")])
+@pytest.mark.parametrize(("extra", "status"), [(12, "ok"), (13, "OUTSIDE")])
 def test_tolerance_boundary(tmp_path: Path, extra: int, status: str):
     # 327.88 per 10k x (1 + 2 / sqrt(327.88)) = 364.1: 364 children are within, 365 outside
     report = calibrate(make_run(tmp_path / "run", extra_in_need=extra))
     line = next(line for line in report.lines if line.key == "cin_at_31_march_2024")
-    assert line.numerator == 330 + extra
+    assert line.numerator == 352 + extra
     assert line.status == status
 
 
@@ -452,8 +469,8 @@ def test_missing_table_is_a_data_error(run_dir: Path):
 
 def test_missing_column_is_a_data_error(run_dir: Path):
     path = run_dir / "truth" / "referrals.parquet"
-    pq.write_table(pq.read_table(path).drop_columns(["rereferral"]), path)
-    with pytest.raises(DataError, match="no column 'rereferral'"):
+    pq.write_table(pq.read_table(path).drop_columns(["la_code"]), path)
+    with pytest.raises(DataError, match="no column 'la_code'"):
         calibrate(run_dir)
 
 
@@ -518,8 +535,10 @@ def test_real_run_is_calibrated(small_run: Path, truth, tmp_path: Path):
     age = day.year - born.dt.year - ((born.dt.month * 100 + born.dt.day) > 331)
     alive = (start <= day) & (pd.to_datetime(people.follow_up_end) >= day) & (age <= 17)
     closure = pd.to_datetime(referrals.closure_date)
-    open_ = referrals.in_need & (pd.to_datetime(referrals.referral_date) <= day)
-    open_ &= closure.isna() | (closure > day)
+    open_ = (pd.to_datetime(referrals.referral_date) <= day) & (closure.isna() | (closure > day))
     line = next(line for line in report.lines if line.key == "cin_at_31_march_2024")
     assert line.denominator == int(alive.sum())
-    assert line.numerator == referrals.person_id[open_].nunique()
+    # every referral open at 31 March (assessed or not yet), once per child in each LA
+    assert line.numerator == len(referrals.loc[open_, ["person_id", "la_code"]].drop_duplicates())
+    # which includes children whose assessment will find them not in need
+    assert line.numerator > referrals.person_id[open_ & referrals.in_need].nunique()

@@ -4,6 +4,11 @@ The targets live in ``trainkit/params/targets.yaml``, each with its source. Ever
 with like: the simulated count over the simulated children aged 0-17 at 31 March, against the
 published count over the ONS mid-year population of children aged 0-17 (see the file's header).
 
+Each figure counts as the DfE counts the LAs' returns (once per child in each LA, and so on; see
+the file's header). ``calibrate(DIR, source="returns")`` (``trainkit calibrate DIR --from
+returns``) computes the same figures from the CIN census and SSDA903 returns themselves
+(:mod:`trainkit.calibrate_returns`).
+
 Example:
     >>> report = calibrate("data/default")                      # doctest: +SKIP
     >>> print(report.format())                                   # doctest: +SKIP
@@ -48,6 +53,9 @@ __all__ = [
 
 TARGETS_FILE = "targets.yaml"
 CHART_NAME = "calibration.png"
+RETURNS_CHART_NAME = "calibration-returns.png"
+TRUTH, RETURNS = "truth", "returns"
+SOURCES = (TRUTH, RETURNS)  # what the simulated figures are computed from
 MANIFEST_NAME = "manifest.json"
 TRUTH_FOLDER = "truth"
 PER_10K = 10_000
@@ -60,22 +68,24 @@ KINDS = (*RATE_KINDS, SHARE_KIND)
 KIND_UNITS = {"rate_per_10k": "per 10k", "rate_per_10k_year": "per 10k/yr", SHARE_KIND: "%"}
 EPOCH = dt.date(1970, 1, 1)
 NEVER = np.iinfo(np.int32).max  # day number standing in for an empty (open) date
+LA_NUMBERS = 1000  # DfE LA numbers have three digits
 EXIT_OK, EXIT_OUTSIDE, EXIT_ERROR = 0, 1, 2
 GENERATE_HINT = "run `trainkit generate --out {dir}` first"
 
 # Columns each truth table must have for the calibration (only these are read).
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "persons": ("person_id", "sex", "date_of_birth", "date_arrived", "follow_up_end"),
-    "referrals": (
+    "referrals": ("person_id", "la_code", "referral_date", "nfa", "closure_date"),
+    "cp_plans": ("person_id", "la_code", "start_date", "end_date"),
+    "care_periods": (
         "person_id",
-        "referral_date",
-        "nfa",
-        "in_need",
-        "closure_date",
-        "rereferral",
+        "la_code",
+        "start_date",
+        "end_date",
+        "reason_ended",
+        "uasc",
+        "age_at_start",
     ),
-    "cp_plans": ("person_id", "start_date", "end_date"),
-    "care_periods": ("person_id", "start_date", "end_date", "reason_ended", "uasc", "age_at_start"),
     "pupil_census": ("person_id", "academic_year", "fsm_eligible", "sen_provision"),
 }
 REQUIRED_TABLES = ("persons", "referrals", "cp_plans", "care_periods")
@@ -412,6 +422,15 @@ def _distinct(ids: np.ndarray) -> int:
     return int(np.unique(ids).size)
 
 
+def _children(person_id: np.ndarray, la_code: np.ndarray) -> np.ndarray:
+    """One key per child in one LA (``person_id * 1000 + LA``; DfE LA numbers have 3 digits).
+
+    The DfE's national figures add up the LAs' returns, in which a child is known by an id of
+    that LA, so a child in two LAs' returns counts in each; the truth counts the same way.
+    """
+    return person_id.astype(np.int64) * LA_NUMBERS + la_code.astype(np.int64)
+
+
 def _first_per_person(person: np.ndarray, start: np.ndarray) -> np.ndarray:
     """Positions (into the inputs) of each person's earliest row by ``start``."""
     order = np.lexsort((start, person))
@@ -420,28 +439,47 @@ def _first_per_person(person: np.ndarray, start: np.ndarray) -> np.ndarray:
     return order[first]
 
 
+def _rereferrals(child: np.ndarray, referred: np.ndarray, t: Target) -> tuple[int, int]:
+    """(re-referrals, referrals) in the year ending ``t.date``.
+
+    A referral is a re-referral if the same child had an earlier referral in the same LA at most
+    ``within_days`` days before (``child`` keys a child in one LA; ``referred`` in day numbers).
+    """
+    order = np.lexsort((referred, child))
+    c, d = child[order], referred[order]
+    again = np.r_[False, c[1:] == c[:-1]] if c.size else np.zeros(0, bool)
+    gap = np.r_[0, np.diff(d)] if d.size else np.zeros(0, np.int64)
+    rereferral = again & (gap <= int(t.options["within_days"]))
+    year = _in_year(d, t.date)
+    return int(np.count_nonzero(year & rereferral)), int(np.count_nonzero(year))
+
+
 def _children_in_need_at(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, start, end, in_need = truth.columns(
-        "referrals", "person_id", "referral_date", "closure_date", "in_need"
+    pid, la, start, end = truth.columns(
+        "referrals", "person_id", "la_code", "referral_date", "closure_date"
     )
-    return _distinct(pid[in_need & _open_on(start, end, t.date)]), None
+    return _distinct(_children(pid, la)[_open_on(start, end, t.date)]), None
 
 
 def _cp_plans_at(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, start, end = truth.columns("cp_plans", "person_id", "start_date", "end_date")
-    return _distinct(pid[_open_on(start, end, t.date)]), None
+    pid, la, start, end = truth.columns(
+        "cp_plans", "person_id", "la_code", "start_date", "end_date"
+    )
+    return _distinct(_children(pid, la)[_open_on(start, end, t.date)]), None
 
 
 def _looked_after_at(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, start, end = truth.columns("care_periods", "person_id", "start_date", "end_date")
-    return _distinct(pid[_open_on(start, end, t.date)]), None
+    pid, la, start, end = truth.columns(
+        "care_periods", "person_id", "la_code", "start_date", "end_date"
+    )
+    return _distinct(_children(pid, la)[_open_on(start, end, t.date)]), None
 
 
 def _uasc_looked_after_at(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, start, end, uasc = truth.columns(
-        "care_periods", "person_id", "start_date", "end_date", "uasc"
+    pid, la, start, end, uasc = truth.columns(
+        "care_periods", "person_id", "la_code", "start_date", "end_date", "uasc"
     )
-    return _distinct(pid[uasc & _open_on(start, end, t.date)]), None
+    return _distinct(_children(pid, la)[uasc & _open_on(start, end, t.date)]), None
 
 
 def _referrals_in_year(truth: _Truth, t: Target) -> tuple[int, int | None]:
@@ -455,19 +493,21 @@ def _cp_plans_starting(truth: _Truth, t: Target) -> tuple[int, int | None]:
 
 
 def _looked_after_starting(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, start = truth.columns("care_periods", "person_id", "start_date")
-    return _distinct(pid[_in_year(start, t.date)]), None
+    pid, la, start = truth.columns("care_periods", "person_id", "la_code", "start_date")
+    return _distinct(_children(pid, la)[_in_year(start, t.date)]), None
 
 
 def _looked_after_ceasing(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, end = truth.columns("care_periods", "person_id", "end_date")
-    return _distinct(pid[_in_year(end, t.date)]), None
+    pid, la, end = truth.columns("care_periods", "person_id", "la_code", "end_date")
+    return _distinct(_children(pid, la)[_in_year(end, t.date)]), None
 
 
 def _looked_after_ceasing_for_reasons(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, end, reason = truth.columns("care_periods", "person_id", "end_date", "reason_ended")
+    pid, la, end, reason = truth.columns(
+        "care_periods", "person_id", "la_code", "end_date", "reason_ended"
+    )
     codes = np.asarray([str(c) for c in t.options["reasons"]], dtype=object)
-    return _distinct(pid[_in_year(end, t.date) & np.isin(reason, codes)]), None
+    return _distinct(_children(pid, la)[_in_year(end, t.date) & np.isin(reason, codes)]), None
 
 
 def _referral_share(truth: _Truth, t: Target) -> tuple[int, int | None]:
@@ -475,6 +515,11 @@ def _referral_share(truth: _Truth, t: Target) -> tuple[int, int | None]:
     start, flag = truth.columns("referrals", "referral_date", flag_name)
     year = _in_year(start, t.date)
     return int(np.count_nonzero(flag[year])), int(np.count_nonzero(year))
+
+
+def _rereferral_share(truth: _Truth, t: Target) -> tuple[int, int | None]:
+    pid, la, start = truth.columns("referrals", "person_id", "la_code", "referral_date")
+    return _rereferrals(_children(pid, la), start, t)
 
 
 def _cp_subsequent_share(truth: _Truth, t: Target) -> tuple[int, int | None]:
@@ -488,24 +533,30 @@ def _cp_subsequent_share(truth: _Truth, t: Target) -> tuple[int, int | None]:
     return int(np.count_nonzero(year & (earlier_plans > 0))), int(np.count_nonzero(year))
 
 
-def _looked_after_start_age_share(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, start, age = truth.columns("care_periods", "person_id", "start_date", "age_at_start")
-    year = _in_year(start, t.date)
-    first = _first_per_person(pid[year], start[year])
-    ages = age[year][first]
+def _start_age_share(ages: np.ndarray, t: Target) -> tuple[int, int]:
     low, high = (int(a) for a in t.options["ages"])
     return int(np.count_nonzero((ages >= low) & (ages <= high))), int(ages.size)
 
 
+def _looked_after_start_age_share(truth: _Truth, t: Target) -> tuple[int, int | None]:
+    pid, la, start, age = truth.columns(
+        "care_periods", "person_id", "la_code", "start_date", "age_at_start"
+    )
+    year = _in_year(start, t.date)
+    first = _first_per_person(_children(pid, la)[year], start[year])
+    return _start_age_share(age[year][first], t)
+
+
 def _looked_after_male_share(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, start, end = truth.columns("care_periods", "person_id", "start_date", "end_date")
-    children = np.unique(pid[_open_on(start, end, t.date)])
+    pid, la, start, end = truth.columns(
+        "care_periods", "person_id", "la_code", "start_date", "end_date"
+    )
+    children = np.unique(_children(pid, la)[_open_on(start, end, t.date)])
+    people = children // LA_NUMBERS
     person_id, sex = truth.columns("persons", "person_id", "sex")
     sorter = np.argsort(person_id, kind="stable")
-    where = np.minimum(np.searchsorted(person_id, children, sorter=sorter), person_id.size - 1)
-    found = (
-        person_id[sorter[where]] == children if person_id.size else np.zeros(children.size, bool)
-    )
+    where = np.minimum(np.searchsorted(person_id, people, sorter=sorter), person_id.size - 1)
+    found = person_id[sorter[where]] == people if person_id.size else np.zeros(people.size, bool)
     if not found.all():
         raise DataError(
             f"{truth.paths['care_periods']} names {int((~found).sum())} person_id(s) missing from "
@@ -537,6 +588,7 @@ MEASURES: dict[str, Measure] = {
     "looked_after_ceasing": _looked_after_ceasing,
     "looked_after_ceasing_for_reasons": _looked_after_ceasing_for_reasons,
     "referral_share": _referral_share,
+    "rereferral_share": _rereferral_share,
     "cp_subsequent_share": _cp_subsequent_share,
     "looked_after_start_age_share": _looked_after_start_age_share,
     "looked_after_male_share": _looked_after_male_share,
@@ -609,6 +661,8 @@ class CalibrationReport:
         chart_path: the PNG written, or None.
         children: number of children generated (from the manifest), if known.
         seed: the run's seed, if known.
+        source: ``truth`` or ``returns``: what the simulated figures were computed from.
+        returns: from the returns, which returns were read (one line); else empty.
     """
 
     data_dir: Path
@@ -618,6 +672,8 @@ class CalibrationReport:
     chart_path: Path | None = None
     children: int | None = None
     seed: int | None = None
+    source: str = TRUTH
+    returns: str = ""
 
     @property
     def ok(self) -> bool:
@@ -668,6 +724,16 @@ class CalibrationReport:
         labels = {t.key: t.label for t in load_targets().targets}
         notes += [f"not computed: {labels.get(k, k)}: {why}" for k, why in self.skipped]
         return "\n".join(notes)
+
+    def format_source(self) -> str:
+        """What the simulated figures were computed from (two lines from the returns)."""
+        if self.source != RETURNS:
+            return "Simulated figures computed from the truth tables."
+        return (
+            f"Simulated figures computed from the agencies' returns, as the DfE computes them: "
+            f"{self.returns}.\nRates divide by the children aged 0-17 in the truth's persons: "
+            f"the returns hold no population (the DfE divides by ONS estimates)."
+        )
 
     def format_assumptions(self) -> str:
         """The count of parameters labelled ``assumption``, then ``key: text`` lines."""
@@ -745,34 +811,56 @@ def _line(
 
 
 def calibrate(
-    data_dir: str | os.PathLike[str], chart_path: str | os.PathLike[str] | None = None
+    data_dir: str | os.PathLike[str],
+    chart_path: str | os.PathLike[str] | None = None,
+    source: str = TRUTH,
 ) -> CalibrationReport:
-    """Compare the truth tables in ``data_dir`` with the published national figures.
+    """Compare the figures of ``data_dir`` with the published national figures.
 
     Args:
         data_dir: a folder written by ``trainkit generate --out DIR``.
-        chart_path: where to save the chart (PNG); default ``DIR/calibration.png``.
+        chart_path: where to save the chart (PNG); default ``DIR/calibration.png``
+            (``DIR/calibration-returns.png`` from the returns).
+        source: ``truth`` to compute each figure from the truth tables, ``returns`` to compute
+            it from the agencies' returns under ``DIR/returns/`` as the DfE does
+            (:mod:`trainkit.calibrate_returns`; rates still divide by the truth's children).
 
     Returns:
         A :class:`CalibrationReport`.
 
     Raises:
-        DataError: if the folder, a required table, a column or the manifest is missing or
-            unreadable, naming the path and the fix.
+        DataError: if the folder, a required table, a column, the manifest or (from the returns)
+            a return file is missing or malformed, naming the path and the fix.
+        ValueError: if ``source`` is not ``truth`` or ``returns``.
     """
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     folder = Path(data_dir)
     truth = _Truth(folder)
+    returns = None
+    if source == RETURNS:
+        from . import calibrate_returns
+
+        returns = calibrate_returns.Returns(folder, truth.manifest)
     targets = load_targets()
     lines: list[CalibrationLine] = []
     skipped: list[tuple[str, str]] = []
     for t in targets.targets:
+        if returns is not None:
+            why = calibrate_returns.unavailable(returns, t)
+            if why:
+                skipped.append((t.key, f"not available from the returns: {why}"))
+                continue
         if t.measure in PUPIL_MEASURES and not truth.has("pupil_census"):
             skipped.append((t.key, "no pupil_census table in this output (an older run)"))
             continue
         if t.date is not None and truth.census_date is not None and t.date > truth.census_date:
             skipped.append((t.key, f"after the run's census date {truth.census_date}"))
             continue
-        numerator, denominator = MEASURES[t.measure](truth, t)
+        if returns is not None:
+            numerator, denominator = calibrate_returns.measure(returns, t)
+        else:
+            numerator, denominator = MEASURES[t.measure](truth, t)
         if t.kind in RATE_KINDS:
             denominator = truth.population_at(t.date, targets.min_age, targets.max_age)
             if denominator == 0:
@@ -787,10 +875,12 @@ def calibrate(
             _line(t, numerator, int(denominator), targets, _coverage_note(truth, t, targets))
         )
     if not lines:
+        reasons = "; ".join(dict.fromkeys(why for _, why in skipped))
+        fix = "generate a run whose census date is 31 March 2024 or later"
+        if returns is not None:
+            fix += " and whose collection years include the targets' years"
         raise DataError(
-            f"{folder}: none of the published figures could be computed "
-            f"({'; '.join(why for _, why in skipped)}); generate a run whose census date is "
-            f"31 March 2024 or later"
+            f"{folder}: none of the published figures could be computed ({reasons}); {fix}"
         )
     params = load_parameters()
     report = CalibrationReport(
@@ -800,8 +890,11 @@ def calibrate(
         assumptions=[(p.key, str(p.assumption)) for p in params.assumptions()],
         children=truth.children,
         seed=truth.seed,
+        source=source,
+        returns=returns.describe() if returns is not None else "",
     )
-    report.chart_path = _save_chart(report, Path(chart_path) if chart_path else folder / CHART_NAME)
+    default_chart = folder / (RETURNS_CHART_NAME if returns is not None else CHART_NAME)
+    report.chart_path = _save_chart(report, Path(chart_path) if chart_path else default_chart)
     return report
 
 
@@ -855,7 +948,8 @@ def _save_chart(report: CalibrationReport, path: Path) -> Path:
     seed = f"seed {report.seed}" if report.seed is not None else "seed unknown"
     within = sum(line.status == OK for line in report.lines)
     fig.suptitle(
-        f"trainkit calibration against published figures: {n}, {seed} "
+        f"trainkit calibration against published figures: {n}, {seed}"
+        f"{', from the returns' if report.source == RETURNS else ''} "
         f"({within} of {len(report.lines)} within tolerance)"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -871,7 +965,7 @@ def _save_chart(report: CalibrationReport, path: Path) -> Path:
 
 
 def add_calibrate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``trainkit calibrate DIR [--chart PATH] [--list-parameters]`` to a CLI.
+    """Add ``trainkit calibrate DIR [--from truth|returns] [--chart PATH] [--list-parameters]``.
 
     Sets ``func=run_calibrate`` as the sub-command's default.
 
@@ -885,14 +979,29 @@ def add_calibrate_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
         "calibrate",
         help="compare a generated dataset with the published national figures",
         description=(
-            "Compare the truth tables in DIR with published national figures for England (year "
-            "ending 31 March 2024), print the table, the parameters that are assumptions, and save "
-            "a chart. Exit status 1 if any figure is outside its tolerance."
+            "Compare the figures of DIR, computed from its truth tables or from the agencies' "
+            "returns, with published national figures for England (year ending 31 March 2024), "
+            "print the table, the parameters that are assumptions, and save a chart. Exit status 1 "
+            "if any figure is outside its tolerance, 2 if DIR or a file in it is missing or "
+            "malformed."
         ),
     )
     parser.add_argument("dir", nargs="?", metavar="DIR", help="folder written by trainkit generate")
     parser.add_argument(
-        "--chart", metavar="PATH", default=None, help=f"chart PNG (default DIR/{CHART_NAME})"
+        "--from",
+        dest="source",
+        choices=SOURCES,
+        default=TRUTH,
+        help=(
+            "compute the figures from the truth tables (default) or from the CIN census and "
+            "SSDA903 returns in DIR/returns, as the DfE computes its published figures"
+        ),
+    )
+    parser.add_argument(
+        "--chart",
+        metavar="PATH",
+        default=None,
+        help=f"chart PNG (default DIR/{CHART_NAME}, or DIR/{RETURNS_CHART_NAME} from the returns)",
     )
     parser.add_argument(
         "--list-parameters",
@@ -923,7 +1032,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
     """Run ``trainkit calibrate`` from parsed arguments.
 
     Args:
-        args: with ``dir``, ``chart`` and ``list_parameters`` (see :func:`add_calibrate_parser`).
+        args: with ``dir``, ``source``, ``chart`` and ``list_parameters`` (see
+            :func:`add_calibrate_parser`).
 
     Returns:
         0 if every line is within tolerance (or with ``--list-parameters``), 1 if any line is
@@ -939,10 +1049,15 @@ def run_calibrate(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
     try:
-        report = calibrate(args.dir, chart_path=getattr(args, "chart", None))
+        report = calibrate(
+            args.dir,
+            chart_path=getattr(args, "chart", None),
+            source=getattr(args, "source", TRUTH),
+        )
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    print(report.format_source() + "\n")
     print(report.format())
     within = sum(line.status == OK for line in report.lines)
     print(f"\n{within} of {len(report.lines)} figures within tolerance.")

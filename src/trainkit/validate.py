@@ -1,7 +1,7 @@
 """Check a folder of agencies' files against their declarations: ``trainkit validate DIR``.
 
-Every file under DIR (except ``truth/``, ``manifest.json``, a top-level ``README.md`` and
-``calibration.png``) is matched to the
+Every file under DIR (except ``truth/``, ``manifest.json``, a top-level ``README.md``,
+``calibration.png`` and ``calibration-returns.png``) is matched to the
 :class:`~trainkit.datasets.schema.OutputTable` whose ``path`` describes it, then checked:
 
 * CSV: UTF-8 text, a header row equal to the declared fields in order, the same number of fields
@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .calibrate import CHART_NAME, RETURNS_CHART_NAME
 from .datasets.schema import Field, OutputTable
 from .errors import DataError
 
@@ -57,6 +58,7 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "manifest.json"
+CHART_NAMES = (CHART_NAME, RETURNS_CHART_NAME)  # the charts `trainkit calibrate` saves in DIR
 TRUTH_FOLDER = "truth"
 SPECS_DIR = Path(__file__).parent / "datasets" / "specs"
 EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
@@ -794,7 +796,7 @@ def validate(
     )
     # the manifest, and a README or calibration chart a person put beside the data, are not
     # agency files
-    files = [f for f in files if f not in (MANIFEST_NAME, "README.md", "calibration.png")]
+    files = [f for f in files if f not in (MANIFEST_NAME, "README.md", *CHART_NAMES)]
     if not files:
         raise DataError(
             f"{root}: no agency files (only the truth tables and the manifest); regenerate with "
