@@ -144,8 +144,10 @@ PDS = OutputTable(
     path=PDS_FILE,
     format="parquet",
     description=(
-        "NHS England's demographic record of each person with an NHS number (Personal "
-        "Demographics Service), as at the census date: one row per person."
+        "NHS England's demographic records (Personal Demographics Service), as at the census "
+        "date: one row per NHS number. An adopted child has two: the pre-adoptive record, "
+        "invalidated at the adoption order, and the record under the new number issued then; "
+        "nothing in PDS joins them."
     ),
     source=(
         "NHS England PDS MESH trace response file field names (NHS_NO, FAMILY_NAME, "
@@ -194,8 +196,9 @@ PDS_ADDRESSES = OutputTable(
     path=PDS_ADDRESSES_FILE,
     format="parquet",
     description=(
-        "PDS's address history: one row per person per address spell in England, with the "
-        "dates the address applied."
+        "PDS's address history: one row per NHS number per address spell in England, with the "
+        "dates the address applied (a pre-adoptive record's history ends the day before the "
+        "adoption order, and the new record's starts on it)."
     ),
     source="NHS England PDS (POSTCODE, and ADDRESS_DATE as the date an address applies from)",
     fields=(
@@ -232,7 +235,7 @@ PDS_SKIP = (
     "nhs_missing",  # PDS is the register of NHS numbers: its records always have one
     "nhs_check_digit",
     "nhs_transposed_digits",
-    "duplicate_record",  # one row per person; PDS duplicates are separate NHS numbers
+    "duplicate_record",  # one row per NHS number; PDS duplicates are separate NHS numbers
 )
 PDS_ADDRESSES_SKIP = (*PDS_SKIP, "postcode_stale")  # a history spell is its own postcode
 
