@@ -23,7 +23,7 @@ def run(argv, capsys):
         (["--children", "ten"], "invalid int value"),
         (["--seed", "-1"], "seed must be at least 0"),
         (["--workers", "0"], "--workers must be at least 1"),
-        (["--children", "1000000"], "children must be at most 909,091"),
+        (["--children", "1000000"], "children must be at most 900,090"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, argv, fragment):

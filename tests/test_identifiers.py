@@ -282,6 +282,40 @@ def test_nhs_capacity_error_names_the_limit():
         ids.assign_nhs_numbers([1, ids.NHS_TEST_CAPACITY + 1], salt=SALT)
 
 
+def test_max_people_leaves_one_spare_number_per_hundred_people():
+    assert ids.MAX_PEOPLE == 900_090
+    spare = ids.NHS_TEST_CAPACITY - ids.MAX_PEOPLE
+    assert spare * ids.NHS_REISSUE_RESERVE >= ids.MAX_PEOPLE
+
+
+@pytest.mark.parametrize("population", [2_400, 250_000, ids.MAX_PEOPLE])
+def test_new_nhs_numbers_never_repeat_any_number_whatever_the_shards(population):
+    shard = 800
+    starts = np.arange(1, population + 1, shard)
+    rng = np.random.default_rng(3)
+    first = set(ids.assign_nhs_numbers(np.arange(1, population + 1), salt=SALT))
+    new = []
+    for lo in starts[:40]:  # forty shards, each re-registering as many as its block holds
+        hi = min(lo + shard - 1, population)
+        k = max(1, (hi - lo + 1) // ids.NHS_REISSUE_RESERVE)
+        people = rng.choice(np.arange(lo, hi + 1), size=k, replace=False)
+        numbers = ids.assign_new_nhs_numbers(people, (lo, hi), population, salt=SALT)
+        assert ids.is_valid_nhs_number(numbers).all()
+        again = ids.assign_new_nhs_numbers(people[::-1], (lo, hi), population, salt=SALT)[::-1]
+        assert np.array_equal(numbers, again)  # a person's number does not depend on the order
+        new.extend(numbers)
+    assert len(set(new)) == len(new)
+    assert not set(new) & first
+
+
+def test_new_nhs_numbers_too_many_for_the_block_is_a_clear_error():
+    n = ids.MAX_PEOPLE
+    with pytest.raises(ValueError, match="simulate fewer people"):
+        ids.assign_new_nhs_numbers(np.arange(1, 101), (1, 800), n, salt=SALT)
+    with pytest.raises(ValueError, match="between 1 and 800"):
+        ids.assign_new_nhs_numbers([900], (1, 800), 2_400, salt=SALT)
+
+
 def test_format_nhs_number():
     assert ids.format_nhs_number(["9434765919", 9991125817]).tolist() == [
         "943 476 5919",

@@ -12,7 +12,12 @@ import pytest
 from trainkit.config import make_config
 from trainkit.datasets import identity
 from trainkit.datasets import messiness as mess
-from trainkit.datasets.identifiers import NHS_TEST_FIRST, is_valid_nhs_number, is_valid_upn
+from trainkit.datasets.identifiers import (
+    NHS_TEST_FIRST,
+    UPN_UNKNOWN_CODES,
+    is_valid_nhs_number,
+    is_valid_upn,
+)
 from trainkit.datasets.record import ErrorLog, Links
 from trainkit.parameters import Parameters, _load_file
 from trainkit.simulate.engine import plan_shards, record_context
@@ -87,23 +92,34 @@ def test_upns_agree_with_the_shared_history(clean):
     assert (h["upn"].str[8:10].astype(int).to_numpy() == yy.to_numpy()).all()  # year
 
 
-def test_nhs_numbers_valid_in_test_range_one_per_person(clean):
+def test_nhs_numbers_valid_in_test_range_one_row_per_number(clean):
     ctx, out = clean
     pds = out[PDS]
-    assert len(pds) == len(ctx.truth["persons"])
+    history = identity.nhs_history(ctx)
+    reissued = history["person_id"].duplicated()
+    assert reissued.sum() == len(identity.adoptions(ctx)) > 20  # every adoption, one new number
+    assert len(pds) == len(ctx.truth["persons"]) + reissued.sum()
+    assert (pds["NHS_NO"].to_numpy() == history["nhs_number"].to_numpy()).all()
     nhs = pds["NHS_NO"].to_numpy()
     assert is_valid_nhs_number(nhs).all()
     assert (nhs.astype(np.int64) >= NHS_TEST_FIRST).all()
     assert not pds["NHS_NO"].duplicated().any()
     assert pds["GENDER"].isin(["1", "2"]).all()
-    died = ctx.truth["persons"]["date_of_death"].notna().to_numpy()
-    assert ((pds["DATE_OF_DEATH"] != "").to_numpy() == died).all()
+    persons = ctx.truth["persons"].set_index("person_id")
+    died = persons.loc[history["person_id"], "date_of_death"].notna().to_numpy()
+    current = history["valid_to"].isna().to_numpy()
+    assert ((pds["DATE_OF_DEATH"] != "").to_numpy() == (died & current)).all()
     addresses = out[ADDRESSES]
-    assert len(addresses) == len(ctx.truth["addresses"])
+    spanning = len(addresses) - len(ctx.truth["addresses"])
+    assert 0 < spanning <= reissued.sum()  # a spell over an adoption order is split in two
     assert set(addresses["NHS_NO"]) == set(nhs)
-    # the last address of each person is open-ended unless the person left or died
-    last = addresses.groupby("NHS_NO").tail(1)
+    # the last address of each number is open-ended unless the person left or died, or the
+    # number was given up at an adoption order
+    last = addresses.groupby("NHS_NO").tail(1).set_index("NHS_NO")
     assert (last["TO_DATE"] == "").mean() > 0.9
+    old = history[history["valid_to"].notna()]
+    ended = (old["valid_to"].dt.strftime("%Y%m%d")).to_numpy()
+    assert (last.loc[old["nhs_number"], "TO_DATE"].to_numpy() == ended).all()
 
 
 def test_adopted_children_change_surname_and_upn_after_the_order(clean):
@@ -132,18 +148,27 @@ def test_adopted_children_change_surname_and_upn_after_the_order(clean):
         assert before["UPN"].nunique() == 1 and since["UPN"].nunique() == 1
         assert before["UPN"].iloc[0] != since["UPN"].iloc[0]
         assert is_valid_upn(since["UPN"].to_numpy()).all()
-    # PDS holds the current (adoptive) surname
+    # PDS: the pre-adoptive record (birth surname) is closed at the order, and a new record
+    # under a new NHS number holds the adoptive surname from it; both name the one person
     nhs_person = ctx.links.frame().query("dataset == 'pds'").set_index("source_id")["person_id"]
     pds = out[PDS].assign(person_id=nhs_person.loc[out[PDS]["NHS_NO"]].to_numpy())
-    pds = pds.set_index("person_id")
-    assert (pds.loc[adopted.index, "FAMILY_NAME"] == adopted["surname"]).all()
+    records = pds[pds["person_id"].isin(adopted.index)].groupby("person_id")
+    assert (records.size() == 2).all() and records.ngroups == len(adopted)
+    old, new = records.nth(0).set_index("person_id"), records.nth(1).set_index("person_id")
+    assert (old["FAMILY_NAME"] == persons.loc[old.index, "surname"]).all()
+    assert (new.loc[adopted.index, "FAMILY_NAME"] == adopted["surname"]).all()
+    assert (old["DATE_OF_BIRTH"] == new.loc[old.index, "DATE_OF_BIRTH"]).all()
+    addresses = out[ADDRESSES].set_index("NHS_NO")
+    first_from = addresses.groupby(level=0)["FROM_DATE"].min()
+    order = adopted["date_adopted"].dt.strftime("%Y%m%d")
+    assert (first_from.loc[new.loc[adopted.index, "NHS_NO"]].to_numpy() == order.to_numpy()).all()
 
 
 def test_links_cover_every_recorded_identifier(clean, realistic):
     for ctx, out in (clean, realistic):
         links = ctx.links.frame()
         upns = out[PUPILS]["UPN"]
-        recorded = set(upns[upns != ""])
+        recorded = set(upns[(upns != "") & ~upns.isin(list(UPN_UNKNOWN_CODES))])
         assert recorded == set(links.loc[links["dataset"] == "pupils", "source_id"])
         assert set(out[PDS]["NHS_NO"]) == set(links.loc[links["dataset"] == "pds", "source_id"])
         assert links["la_code"].isna().all()

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from trainkit.config import make_config
-from trainkit.datasets import hes, npd, registry
+from trainkit.datasets import hes, identifiers, npd, registry
 from trainkit.datasets.record import ErrorLog, Links
 from trainkit.parameters import Parameters, _load_file
 from trainkit.simulate.engine import plan_shards, record_context
@@ -311,6 +311,64 @@ def test_bridged_tokens_are_the_right_people(clean):
     assert (pupils == patients).all()
     apc_tokens = set(out["hes.apc"]["TOKEN_PERSON_ID"])
     assert np.mean([t in apc_tokens for t in bridge["tokenpersonid"]]) > 0.95
+
+
+def test_hes_tokens_follow_the_nhs_number(clean):
+    """An adopted child is issued a new NHS number from the order (as PDS holds it): hospital
+    episodes starting by the order carry the token of the first number (the birth episode
+    always), later ones the token of the new number; the bridge takes the token of the
+    number in force at the school record it matched."""
+    ctx, out = clean
+    history = ctx.nhs_history()
+    tokens = identifiers.token_person_ids(
+        history["nhs_number"].astype(np.int64), npd.salt(ctx, npd.SALT_TOKEN)
+    )
+    number = history.assign(token=tokens).set_index("token")
+    reissued = history.loc[history["person_id"].duplicated()].set_index("person_id")
+    assert len(reissued) >= 20
+    apc = out["hes.apc"]
+    held = number.reindex(apc["TOKEN_PERSON_ID"])
+    keyed = held["person_id"].notna().to_numpy()
+    assert keyed.mean() > 0.99  # the rest are duplicate HES identities
+    person = _person_of(ctx, "hes").reindex(apc["TOKEN_PERSON_ID"]).to_numpy()
+    assert (held["person_id"].to_numpy()[keyed] == person[keyed]).all()
+    adopted = keyed & np.isin(person, reissued.index)
+    order = reissued.loc[person[adopted], "valid_from"].to_numpy()
+    start = pd.to_datetime(apc["EPISTART"]).to_numpy()[adopted]
+    under_new = held["valid_to"].isna().to_numpy()[adopted]
+    assert (under_new == (start > order)).all()
+    assert under_new.any() and (~under_new).any()
+    births = (apc["EPITYPE"] == "3").to_numpy()[adopted]
+    assert births.any() and not under_new[births].any()
+    bridge = out["bridging.echild"].dropna(subset=["tokenpersonid"])
+    bridged = number.reindex(bridge["tokenpersonid"])
+    assert bridged.loc[bridged["person_id"].isin(reissued.index), "valid_to"].isna().any()
+
+
+def test_match_steps_of_adopted_pupils_follow_their_surname(clean):
+    """Stage 1 compares names: a PMR whose school records all follow the adoption order (a
+    child adopted before school) carries only the adoptive surname and meets the new PDS
+    record under it, so it links at the usual steps (mostly 1); one whose records span the
+    order holds two surnames and links mostly at steps 5-6 (surname any)."""
+    ctx, out = clean
+    census = out["npd.spring_census"]
+    person = _person_of(ctx, "npd").reindex(census["PupilMatchingRefAnonymous"]).to_numpy()
+    adoptions = ctx.truth["adoptions"].dropna(subset=["date_adopted"])
+    order = adoptions.groupby("person_id")["date_adopted"].min()
+    adopted = np.isin(person, order.index)
+    day = pd.to_datetime(census["census_year"].astype(str) + "-01-15").to_numpy()[adopted]
+    after = pd.Series(day >= order.loc[person[adopted]].to_numpy())
+    sides = after.groupby(census["PupilMatchingRefAnonymous"].to_numpy()[adopted]).agg(
+        ["all", "any"]
+    )
+    bridge = out["bridging.echild"].drop_duplicates("PupilMatchingRefAnonymous")
+    steps = bridge.set_index("PupilMatchingRefAnonymous")["pds_matchstep"].dropna().astype(int)
+    step = pd.Series(np.where(steps < 100, steps // 10, steps // 10_000), index=steps.index)
+    adoptive_only = step.reindex(sides.index[sides["all"]]).dropna()
+    spanning = step.reindex(sides.index[sides["any"] & ~sides["all"]]).dropna()
+    assert len(adoptive_only) >= 20 and len(spanning) >= 3
+    assert (adoptive_only == 1).mean() > 0.4
+    assert spanning.isin([5, 6]).mean() > (adoptive_only.isin([5, 6])).mean()
 
 
 def test_links_registered_for_every_identifier(clean):

@@ -148,13 +148,14 @@ def make_config(values: dict[str, Any]) -> Config:
             raise ConfigError("config: parameters must be a mapping of parameter name to value")
         out["parameters"] = dict(v["parameters"])
     cfg = Config(**out)
-    from .datasets.identifiers import NHS_TEST_CAPACITY
+    from .datasets.identifiers import MAX_PEOPLE, NHS_TEST_CAPACITY
 
-    if cfg.children > NHS_TEST_CAPACITY:
+    if cfg.children > MAX_PEOPLE:
         raise ConfigError(
-            f"config: children must be at most {NHS_TEST_CAPACITY:,}, got {cfg.children:,}: every "
+            f"config: children must be at most {MAX_PEOPLE:,}, got {cfg.children:,}: every "
             "child gets an NHS number from the range reserved for testing (999 000 0000 - "
-            "999 999 9999), which holds only that many valid numbers"
+            f"999 999 9999), which holds only {NHS_TEST_CAPACITY:,} valid numbers, and some "
+            "are kept for the new NHS numbers issued to adopted children"
         )
     if cfg.census_date.month != 3 or cfg.census_date.day != 31:
         raise ConfigError(

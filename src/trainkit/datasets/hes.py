@@ -332,8 +332,8 @@ class HesIdentity:
 
     Attributes:
         tokens: each person's token (cohort row ``i``), then a second token (row ``n + i``) for
-            adopted children with a new NHS number and for duplicate HES identities.
-        split_from: for adopted children with a new NHS number, the adoption date: hospital
+            adopted children issued a new NHS number and for duplicate HES identities.
+        split_from: for adopted children issued a new NHS number, the adoption order: hospital
             records starting later carry the second token (NaT otherwise).
         duplicate: children some of whose admissions carry the second token at random.
         adopted: children adopted from care (in the truth).
@@ -346,29 +346,36 @@ class HesIdentity:
 
 
 def hes_identity(ctx: RecordContext, p: Mapping[str, Any]) -> HesIdentity:
-    """Each person's HES token(s) (kept on the context so the APC and bridge agree)."""
+    """Each person's HES token(s) (kept on the context so the APC and bridge agree).
+
+    A token follows an NHS number: it is a keyed function of the number
+    (:func:`~trainkit.datasets.identifiers.token_person_ids` of the number, salt
+    ``SALT_TOKEN``), and the numbers and the dates they apply from are those of PDS
+    (:meth:`~trainkit.datasets.record.RecordContext.nhs_history`). So an adopted child issued a
+    new NHS number has a second token for hospital records from the order. A duplicate HES
+    identity (a second token for the same NHS number) is keyed by the person (``SALT_TOKEN_NEW``).
+    """
     cached = getattr(ctx, "_research_hes_identity", None)
     if cached is not None:
         return cached
     c = ctx.cohort
     n = len(c)
+    history = ctx.nhs_history()
+    rows = cohort_rows(ctx, history["person_id"].to_numpy())
+    second_number = history["person_id"].duplicated().to_numpy()
+    number = history["nhs_number"].to_numpy(dtype=object).astype(np.int64)
     tokens = np.full(2 * n, None, dtype=object)
-    tokens[:n] = identifiers.token_person_ids(c.person_id, salt(ctx, SALT_TOKEN))
+    tokens[rows + n * second_number] = identifiers.token_person_ids(number, salt(ctx, SALT_TOKEN))
     split_from = np.full(n, NO_DATE)
+    split_from[rows[second_number]] = days(history["valid_from"].to_numpy()[second_number])
     adopted = np.zeros(n, dtype=bool)
-    rng = ctx.rng("hes.identity")
     adoptions = ctx.truth["adoptions"]
-    if len(adoptions):
-        first = adoptions.sort_values("date_adopted").drop_duplicates("person_id")
-        rows = cohort_rows(ctx, first["person_id"].to_numpy())
-        adopted[rows] = True
-        new = rng.random(rows.size) < p["adopted_new_nhs_number"]
-        split_from[rows[new]] = days(first["date_adopted"])[new]
+    adoptions = adoptions[adoptions["date_adopted"].notna()]
+    adopted[cohort_rows(ctx, adoptions["person_id"].to_numpy())] = True
+    rng = ctx.rng("hes.identity")
     duplicate = (rng.random(n) < p["hes_duplicate_person_share"]) & np.isnat(split_from)
-    second = np.flatnonzero(~np.isnat(split_from) | duplicate)
-    tokens[n + second] = identifiers.token_person_ids(
-        c.person_id[second], salt(ctx, SALT_TOKEN_NEW)
-    )
+    dup = np.flatnonzero(duplicate)
+    tokens[n + dup] = identifiers.token_person_ids(c.person_id[dup], salt(ctx, SALT_TOKEN_NEW))
     ident = HesIdentity(tokens, split_from, duplicate, adopted)
     ctx._research_hes_identity = ident
     return ident
@@ -684,7 +691,7 @@ def _apc_anomalies(ctx, p, rng, cols, birth_ep, last, dob) -> dict[str, Any]:
     hit = pick(rng, n, anomaly_rate(ctx, p, "hes_duplicate_episode"))
     if not hit.size:
         return cols
-    log(ctx, t, ids[hit], "(record)", "duplicate_episode", "", "duplicate episode")
+    ctx.errors.add_duplicates(DATASET, t.path, ids[hit], "duplicate_episode")
     dash = cols["OPERTN_01"]
     order = np.sort(np.concatenate([np.arange(n), hit]), kind="stable")
     out = reorder({k: v for k, v in cols.items() if not k.startswith("OPERTN")}, order)
@@ -716,15 +723,47 @@ def _calibrated(x: np.ndarray, group: np.ndarray, target: np.ndarray) -> np.ndar
     return a
 
 
-def _identity_years(ctx, p, ident: PupilIdentity) -> tuple[np.ndarray, np.ndarray]:
-    """First and last census year under each identity (positions of ``ident.pmrs``)."""
+def _identity_years(ctx, p, ident: PupilIdentity) -> tuple[np.ndarray, ...]:
+    """First and last census year under each identity (positions of ``ident.pmrs``), and the
+    first and last census day (NaT where the identity has no census record)."""
     pc = census_rows(ctx, p)
     rows = cohort_rows(ctx, pc["person_id"].to_numpy())
-    index = ident.pmr_index(rows, days(pc["census_date"]))
+    day = days(pc["census_date"])
+    index = ident.pmr_index(rows, day)
     last = np.full(ident.pmrs.size, -1, dtype=np.int64)
     np.maximum.at(last, index, pc["academic_year"].to_numpy().astype(np.int64))
     first = np.concatenate([ident.first_year1, ident.first_year2])
-    return first, last
+    never = np.iinfo(np.int64).max
+    first_day = np.full(ident.pmrs.size, never)
+    last_day = np.full(ident.pmrs.size, -never)
+    np.minimum.at(first_day, index, day.astype(np.int64))
+    np.maximum.at(last_day, index, day.astype(np.int64))
+    first_day = np.where(first_day == never, NO_DATE, first_day.astype("datetime64[D]"))
+    last_day = np.where(last_day == -never, NO_DATE, last_day.astype("datetime64[D]"))
+    return first, last, first_day, last_day
+
+
+def _surname_changed(ctx, rows, first_day, last_day, hident: HesIdentity) -> np.ndarray:
+    """Whether the school records behind each identity disagree about the child's surname with
+    themselves or with the PDS record they match.
+
+    An adopted child takes the adopters' surname from the order. The records of one PMR that
+    spans the order carry both surnames. A PMR whose records all predate the order matches the
+    pre-adoptive PDS record (birth surname) when a new NHS number was issued, but otherwise the
+    one PDS record, which now holds the adoptive surname. A PMR whose records all follow the
+    order (a child adopted before school, or re-registered under a new PMR) agrees with the
+    post-adoptive record.
+    """
+    adoptions = ctx.truth["adoptions"]
+    adoptions = adoptions[adoptions["date_adopted"].notna()].sort_values("date_adopted")
+    first = adoptions.drop_duplicates("person_id")
+    order = np.full(len(ctx.cohort), NO_DATE)
+    order[cohort_rows(ctx, first["person_id"].to_numpy())] = days(first["date_adopted"])
+    order = order[rows]
+    before = first_day < order  # NaT compares False
+    spans = before & (last_day >= order)
+    new_number = ~np.isnat(hident.split_from[rows])
+    return spans | (before & ~new_number)
 
 
 def _stage_steps(rng, shares: list[float], n: int) -> np.ndarray:
@@ -736,7 +775,7 @@ def _bridging(ctx, p, ident: PupilIdentity, hident: HesIdentity) -> tuple[pd.Dat
     rng = ctx.rng("hes.bridging")
     c = ctx.cohort
     n = len(c)
-    first, last = _identity_years(ctx, p, ident)
+    first, last, first_day, last_day = _identity_years(ctx, p, ident)
     pupils = np.flatnonzero(first < NEVER)  # positions in ident.pmrs with census records
     rows = pupils % n
     dob = days(c.date_of_birth[rows])
@@ -758,8 +797,8 @@ def _bridging(ctx, p, ident: PupilIdentity, hident: HesIdentity) -> tuple[pd.Dat
     intercept = _calibrated(x, group, pds_target)
     pds = rng.random(pupils.size) < _sigmoid(intercept[group] + x)
     hes = pds & (rng.random(pupils.size) < p["hes_given_pds"])
-    # stage 1 step and year
-    changed = hident.adopted[rows]
+    # stage 1 step and year; the names steps 1-4 and 7-8 compare fail where the surname changed
+    changed = _surname_changed(ctx, rows, first_day[pupils], last_day[pupils], hident)
     step = np.where(
         changed,
         _stage_steps(rng, p["pds_step_shares_identity_changed"], pupils.size),

@@ -99,6 +99,16 @@ NHS_TEST_CAPACITY = 909_091
 """How many valid NHS numbers the never-issued test range 999 000 0000 - 999 999 9999 holds:
 of its 10**6 nine-digit stems, those whose modulus-11 check is not 10."""
 
+NHS_REISSUE_RESERVE = 100
+"""A run keeps at least one test-range NHS number in ``NHS_REISSUE_RESERVE + 1`` spare for the
+new numbers issued after adoption (:func:`assign_new_nhs_numbers`): room for one person in 100 of
+every shard to be re-registered (about 0.4% of children are adopted)."""
+
+MAX_PEOPLE = NHS_TEST_CAPACITY * NHS_REISSUE_RESERVE // (NHS_REISSUE_RESERVE + 1)
+"""People one run can simulate (900,090): each gets an NHS number of the test range, and the
+numbers left over (at least one per ``NHS_REISSUE_RESERVE`` people) are kept for the new NHS
+numbers of adopted children."""
+
 LA_CHILD_ID_MAX_LENGTH = 10
 LA_CHILD_ID_CAPACITY = 10_000_000
 """person_ids 1..LA_CHILD_ID_CAPACITY get distinct child ids within every LA (the smallest
@@ -737,6 +747,61 @@ def assign_nhs_numbers(person_ids, salt: int) -> np.ndarray:
     slot = keyed_permutation(index, NHS_TEST_CAPACITY, salt=salt, tag="nhs")
     numbers = _nhs_test_numbers()[slot.astype(np.intp)]
     return _text([_numerals(numbers.astype(np.uint64), 10, 10)], numbers.size, index.shape)
+
+
+def assign_new_nhs_numbers(person_ids, shard_people, population: int, salt: int) -> np.ndarray:
+    """Second NHS numbers (issued after an adoption order), distinct from every other number.
+
+    First numbers (:func:`assign_nhs_numbers`) take slots ``0 .. population - 1`` of the keyed
+    permutation of the test range; the ``NHS_TEST_CAPACITY - population`` slots left are shared
+    among shards in proportion to the people they hold, so each shard draws from its own block
+    whatever the number of workers, and within a shard the people take slots in ``person_id``
+    order. The numbers depend only on the people, the shard's range of ``person_id``, the
+    population and the salt.
+
+    Args:
+        person_ids: distinct positive int64, the shard's people who get a new number.
+        shard_people: ``(first, last)`` person_id of the shard (its people are ``first..last``).
+        population: people in the run (person_ids ``1..population``), at most ``MAX_PEOPLE``
+            for the blocks to hold one person in ``NHS_REISSUE_RESERVE``.
+        salt: the run's salt (the one given to :func:`assign_nhs_numbers`).
+
+    Returns:
+        Array of 10-digit strings, in the order of ``person_ids``.
+
+    Raises:
+        ValueError: more people than the shard's block holds, or ids outside the shard.
+
+    Example:
+        >>> first = assign_nhs_numbers(np.arange(1, 1001), salt=0)
+        >>> new = assign_new_nhs_numbers([7, 3], (1, 1000), population=1000, salt=0)
+        >>> bool(is_valid_nhs_number(new).all()), bool(set(new) & set(first))
+        (True, False)
+    """
+    pid = _ints(person_ids, "person_ids").ravel()
+    lo, hi = (int(v) for v in shard_people)
+    if not 1 <= lo <= hi <= population <= NHS_TEST_CAPACITY:
+        raise ValueError(
+            f"assign_new_nhs_numbers: shard people {lo}..{hi} must lie within the population "
+            f"1..{population} (at most {NHS_TEST_CAPACITY:,})"
+        )
+    _check_range(pid, lo, hi, "person_ids")
+    if np.unique(pid).size != pid.size:
+        raise ValueError("assign_new_nhs_numbers: person_ids must be distinct")
+    spare = NHS_TEST_CAPACITY - population
+    start = population + (lo - 1) * spare // population
+    block = population + hi * spare // population - start
+    if pid.size > block:
+        raise ValueError(
+            f"assign_new_nhs_numbers: {pid.size} people of person_ids {lo}..{hi} need a new NHS "
+            f"number, but the test range keeps only {block} spare for them with a population "
+            f"of {population:,}; simulate fewer people (at most {MAX_PEOPLE:,})"
+        )
+    rank = np.argsort(np.argsort(pid, kind="stable"), kind="stable")
+    slot = (start + rank).astype(np.uint64)
+    slot = keyed_permutation(slot, NHS_TEST_CAPACITY, salt=salt, tag="nhs")
+    numbers = _nhs_test_numbers()[slot.astype(np.intp)]
+    return _text([_numerals(numbers.astype(np.uint64), 10, 10)], numbers.size, pid.shape)
 
 
 def format_nhs_number(numbers) -> np.ndarray:

@@ -8,11 +8,13 @@ Libuy et al. 2021, IJPDS 6(1):1671). Three Parquet files under ``DIR/identified/
 - ``pupils.parquet``: the DfE's pupil identifiers, one row per pupil per spring census (every
   census year the population spans), with the UPN the pupil held, forename, middle names,
   surname, date of birth, sex and the home postcode on census day.
-- ``pds.parquet``: NHS England's demographics, one row per person with an NHS number (everyone
-  born in England, and unaccompanied asylum-seeking children from arrival): NHS number, names,
-  date of birth, gender, date of death. Field names follow the PDS trace (MESH) response file.
-- ``pds_addresses.parquet``: PDS's postcode history, one row per person per address spell, with
-  the dates it applied from and to. A separate file keeps ``pds.parquet`` at one row per person.
+- ``pds.parquet``: NHS England's demographics, one row per NHS number (everyone born in England,
+  and unaccompanied asylum-seeking children from arrival, has one; an adopted child has a second,
+  see below): NHS number, names, date of birth, gender, date of death. Field names follow the
+  PDS trace (MESH) response file.
+- ``pds_addresses.parquet``: PDS's postcode history, one row per NHS number per address spell,
+  with the dates it applied from and to. A separate file keeps ``pds.parquet`` at one row per
+  NHS number.
 
 Name errors live here: every table goes through :func:`trainkit.datasets.messiness.apply`.
 
@@ -21,7 +23,13 @@ already had a UPN is re-registered with a new one (the DfE's UPN guide for schoo
 authorities, v1.2 2019, has a section on adopted children; here the former UPN is never
 recorded, so the two identities are not linked in the DfE's data), so from the first census
 after the order the pupil appears under a new surname and UPN. A child adopted before starting
-school has only the adoptive identity. PDS holds the current (adoptive) surname.
+school has only the adoptive identity. In PDS the child is re-registered too
+(:func:`nhs_history`): NHS England invalidates the pre-adoptive NHS number and issues a new one
+with the post-adoptive details, so ``pds.parquet`` holds two records for the child and nothing
+joins them (PDS keeps the link confidential): the pre-adoptive record (birth surname, no date of
+death, an address history that ends the day before the order) and the new record (adoptive
+surname, addresses from the order). Only ``truth/links.parquet`` names the one person behind
+both numbers.
 """
 
 from __future__ import annotations
@@ -31,7 +39,16 @@ import pandas as pd
 
 from ..simulate.names import draw_surnames
 from . import messiness
-from .identifiers import UPN_PATTERN, anon_ids, assign_nhs_numbers, assign_upns
+from .identifiers import (
+    MAX_PEOPLE,
+    UPN_PATTERN,
+    UPN_UNKNOWN_CODES,
+    anon_ids,
+    assign_new_nhs_numbers,
+    assign_nhs_numbers,
+    assign_upns,
+)
+from .npd import research_parameters
 from .record import RecordContext
 from .schema import Field, OutputTable, codes_from
 
@@ -127,8 +144,10 @@ PDS = OutputTable(
     path=PDS_FILE,
     format="parquet",
     description=(
-        "NHS England's demographic record of each person with an NHS number (Personal "
-        "Demographics Service), as at the census date: one row per person."
+        "NHS England's demographic records (Personal Demographics Service), as at the census "
+        "date: one row per NHS number. An adopted child has two: the pre-adoptive record, "
+        "invalidated at the adoption order, and the record under the new number issued then; "
+        "nothing in PDS joins them."
     ),
     source=(
         "NHS England PDS MESH trace response file field names (NHS_NO, FAMILY_NAME, "
@@ -177,8 +196,9 @@ PDS_ADDRESSES = OutputTable(
     path=PDS_ADDRESSES_FILE,
     format="parquet",
     description=(
-        "PDS's address history: one row per person per address spell in England, with the "
-        "dates the address applied."
+        "PDS's address history: one row per NHS number per address spell in England, with the "
+        "dates the address applied (a pre-adoptive record's history ends the day before the "
+        "adoption order, and the new record's starts on it)."
     ),
     source="NHS England PDS (POSTCODE, and ADDRESS_DATE as the date an address applies from)",
     fields=(
@@ -215,7 +235,7 @@ PDS_SKIP = (
     "nhs_missing",  # PDS is the register of NHS numbers: its records always have one
     "nhs_check_digit",
     "nhs_transposed_digits",
-    "duplicate_record",  # one row per person; PDS duplicates are separate NHS numbers
+    "duplicate_record",  # one row per NHS number; PDS duplicates are separate NHS numbers
 )
 PDS_ADDRESSES_SKIP = (*PDS_SKIP, "postcode_stale")  # a history spell is its own postcode
 
@@ -407,6 +427,68 @@ def lookup_upns(
     )
 
 
+def nhs_history(ctx: RecordContext, adopted: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every NHS number each person of the shard holds, and from when.
+
+    Everyone has an NHS number from birth, or from arrival for a child who came to England
+    (:func:`~trainkit.datasets.identifiers.assign_nhs_numbers` with :func:`nhs_salt`). When an
+    adoption is registered, NHS England's National Back Office invalidates the pre-adoptive NHS
+    number on PDS and issues a new one under the child's post-adoptive details (Primary Care
+    Support England, "Adoption", guidance for GP practices), so an adopted child holds a second
+    number from the adoption order (:func:`~trainkit.datasets.identifiers.assign_new_nhs_numbers`;
+    with probability ``research.adopted_new_nhs_number``, drawn with
+    ``ctx.rng("identity.new_nhs_number")``). Every dataset that records a child's NHS number,
+    or keys a record by it (HES tokens), should take it from here
+    (:meth:`~trainkit.datasets.record.RecordContext.nhs_history`).
+
+    Args:
+        ctx: the record context.
+        adopted: :func:`adoptions` of the shard, if already computed.
+
+    Returns:
+        Columns ``person_id``, ``nhs_number``, ``valid_from`` (birth or arrival; the order for
+        a new number), ``valid_to`` (the day before the order for a pre-adoptive number; NaT
+        while current), dates as datetime64[s], sorted by person and date.
+    """
+    c = ctx.cohort
+    pid = np.asarray(c.person_id, dtype=np.int64)
+    nat = np.datetime64("NaT", "D")
+    first = pd.DataFrame(
+        {
+            "person_id": pid,
+            "nhs_number": assign_nhs_numbers(pid, nhs_salt(ctx)),
+            "valid_from": _dates(c.start),
+            "valid_to": np.full(len(pid), nat),
+        }
+    )
+    adopted = adoptions(ctx) if adopted is None else adopted
+    share = research_parameters(ctx)["adopted_new_nhs_number"]
+    rng = ctx.rng("identity.new_nhs_number")
+    new = rng.random(len(adopted)) < share
+    parts = [first]
+    if new.any():
+        a_pid = adopted["person_id"].to_numpy(np.int64)[new]
+        order = _dates(adopted["date_adopted"])[new]
+        at = np.searchsorted(pid, a_pid)
+        first.loc[at, "valid_to"] = order - np.timedelta64(1, "D")
+        shard = (int(pid.min()), int(pid.max()))
+        population = ctx.population or max(MAX_PEOPLE, shard[1])
+        parts.append(
+            pd.DataFrame(
+                {
+                    "person_id": a_pid,
+                    "nhs_number": assign_new_nhs_numbers(a_pid, shard, population, nhs_salt(ctx)),
+                    "valid_from": order,
+                    "valid_to": np.full(len(a_pid), nat),
+                }
+            )
+        )
+    history = pd.concat(parts, ignore_index=True)
+    for col in ("valid_from", "valid_to"):
+        history[col] = history[col].astype("datetime64[s]")
+    return history.sort_values(["person_id", "valid_from"], kind="stable").reset_index(drop=True)
+
+
 def _person_rows(persons: pd.DataFrame, person_ids: np.ndarray) -> np.ndarray:
     """Row of each person in the truth's persons table."""
     pid = persons["person_id"].to_numpy(np.int64)
@@ -470,29 +552,33 @@ def _pupils(ctx: RecordContext, history: pd.DataFrame, adopted: pd.DataFrame) ->
     )
     out_pid = pid[out.index.to_numpy()]  # apply() keeps each row's input position
     upn = out["UPN"].to_numpy(dtype=object)
-    known = upn != ""
+    known = (upn != "") & ~np.isin(upn, list(UPN_UNKNOWN_CODES))  # UN codes identify no one
     ctx.links.add("pupils", None, upn[known], out_pid[known])
     return out.reset_index(drop=True)
 
 
-def _pds(ctx: RecordContext, adopted: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _pds(
+    ctx: RecordContext, adopted: pd.DataFrame, nhs: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     persons = ctx.truth["persons"]
-    pid = persons["person_id"].to_numpy(np.int64)
-    nhs = assign_nhs_numbers(pid, nhs_salt(ctx))
+    pid = nhs["person_id"].to_numpy(np.int64)  # one row per NHS number
+    people = persons.iloc[_person_rows(persons, pid)]
+    current = nhs["valid_to"].isna().to_numpy()  # a pre-adoptive number is closed at the order
     adoptive = pd.Series(adopted["surname"].to_numpy(dtype=object), index=adopted["person_id"])
-    surname = persons["surname"].to_numpy(dtype=object).copy()
-    is_adopted = np.isin(pid, adoptive.index.to_numpy())
-    surname[is_adopted] = adoptive.loc[pid[is_adopted]].to_numpy()
-    gender = np.vectorize(_GENDER_OF_SEX.get, otypes=[object])(persons["sex"].to_numpy())
+    surname = people["surname"].to_numpy(dtype=object).copy()
+    renamed = current & np.isin(pid, adoptive.index.to_numpy())
+    surname[renamed] = adoptive.loc[pid[renamed]].to_numpy()
+    gender = np.vectorize(_GENDER_OF_SEX.get, otypes=[object])(people["sex"].to_numpy())
+    death = np.where(current, _dates(people["date_of_death"]), np.datetime64("NaT", "D"))
     frame = _str_frame(
         {
-            "NHS_NO": nhs,
+            "NHS_NO": nhs["nhs_number"].to_numpy(dtype=object),
             "FAMILY_NAME": surname,
-            "GIVEN_NAME": persons["forename"].to_numpy(dtype=object),
-            "OTHER_GIVEN_NAME": persons["middle_names"].fillna("").to_numpy(dtype=object),
+            "GIVEN_NAME": people["forename"].to_numpy(dtype=object),
+            "OTHER_GIVEN_NAME": people["middle_names"].fillna("").to_numpy(dtype=object),
             "GENDER": gender,
-            "DATE_OF_BIRTH": _format(persons["date_of_birth"].to_numpy(), PDS_DATE_FORMAT),
-            "DATE_OF_DEATH": _format(persons["date_of_death"].to_numpy(), PDS_DATE_FORMAT),
+            "DATE_OF_BIRTH": _format(people["date_of_birth"].to_numpy(), PDS_DATE_FORMAT),
+            "DATE_OF_DEATH": _format(death, PDS_DATE_FORMAT),
         }
     )
     pds = messiness.apply(
@@ -511,28 +597,60 @@ def _pds(ctx: RecordContext, adopted: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
         pds["NHS_NO"].to_numpy(dtype=object),
         pid[pds.index.to_numpy()],
     )
-
-    addresses = ctx.truth["addresses"].sort_values(["person_id", "spell"])
-    a_pid = addresses["person_id"].to_numpy(np.int64)
-    history = _str_frame(
-        {
-            "NHS_NO": assign_nhs_numbers(a_pid, nhs_salt(ctx)),
-            "POSTCODE": addresses["postcode"].to_numpy(dtype=object),
-            "FROM_DATE": _format(addresses["start_date"].to_numpy(), PDS_DATE_FORMAT),
-            "TO_DATE": _format(addresses["end_date"].to_numpy(), PDS_DATE_FORMAT),
-        }
-    )
+    history = _address_history(ctx, nhs)
     history = messiness.apply(
         ctx,
         PDS_ADDRESSES,
-        history,
+        history.drop(columns="_pid"),
         dataset="pds",
         record_id="NHS_NO",
         files=PDS_ADDRESSES_FILE,
-        person_ids=a_pid,
+        person_ids=history["_pid"].to_numpy(np.int64),
         skip=PDS_ADDRESSES_SKIP,
     )
     return pds.reset_index(drop=True), history.reset_index(drop=True)
+
+
+def _address_history(ctx: RecordContext, nhs: pd.DataFrame) -> pd.DataFrame:
+    """PDS's address spells, each under the NHS number that applied: a pre-adoptive record's
+    history ends the day before the order, and the new record's starts on it (a spell that
+    spans the order is split between the two). Column ``_pid`` holds each row's person."""
+    addresses = ctx.truth["addresses"].sort_values(["person_id", "spell"])
+    a_pid = addresses["person_id"].to_numpy(np.int64)
+    start = _dates(addresses["start_date"])
+    end = _dates(addresses["end_date"])
+    postcode = addresses["postcode"].to_numpy(dtype=object)
+    first = nhs.drop_duplicates("person_id").set_index("person_id")
+    new = nhs[nhs.duplicated("person_id")].set_index("person_id")
+    first_no = first["nhs_number"].reindex(a_pid).to_numpy(dtype=object)
+    order = _dates(new["valid_from"].reindex(a_pid))  # NaT unless re-registered
+    reissued = ~np.isnat(order)
+    before = ~reissued | (start < order)
+    after = reissued & (np.isnat(end) | (end >= order))
+    day = np.timedelta64(1, "D")
+    old_end = np.where(reissued & (np.isnat(end) | (end >= order)), order - day, end)
+    keep = np.flatnonzero(before)
+    moved = np.flatnonzero(after)
+    new_no = new["nhs_number"].reindex(a_pid[moved]).to_numpy(dtype=object)
+    rows = pd.DataFrame(
+        {
+            "_pid": np.concatenate([a_pid[keep], a_pid[moved]]),
+            "NHS_NO": np.concatenate([first_no[keep], new_no]),
+            "_from": np.concatenate([start[keep], np.maximum(start[moved], order[moved])]),
+            "_to": np.concatenate([old_end[keep], end[moved]]),
+            "POSTCODE": np.concatenate([postcode[keep], postcode[moved]]),
+            "_new": np.concatenate([np.zeros(keep.size, bool), np.ones(moved.size, bool)]),
+        }
+    ).sort_values(["_pid", "_new", "_from"], kind="stable")
+    return _str_frame(
+        {
+            "NHS_NO": rows["NHS_NO"].to_numpy(dtype=object),
+            "POSTCODE": rows["POSTCODE"].to_numpy(dtype=object),
+            "FROM_DATE": _format(rows["_from"].to_numpy(), PDS_DATE_FORMAT),
+            "TO_DATE": _format(rows["_to"].to_numpy(), PDS_DATE_FORMAT),
+            "_pid": rows["_pid"].to_numpy(np.int64),
+        }
+    )
 
 
 def record(ctx: RecordContext) -> dict[str, pd.DataFrame]:
@@ -540,6 +658,8 @@ def record(ctx: RecordContext) -> dict[str, pd.DataFrame]:
     adopted = adoptions(ctx)
     history = upn_history(ctx, adopted)
     ctx._upn_history = history  # the SSDA903 and CIN modules look UPNs up in the same history
+    nhs = nhs_history(ctx, adopted)
+    ctx._nhs_history = nhs  # and HES keys its tokens by the same NHS numbers
     pupils = _pupils(ctx, history, adopted)
-    pds, pds_addresses = _pds(ctx, adopted)
+    pds, pds_addresses = _pds(ctx, adopted, nhs)
     return {PUPILS.name: pupils, PDS.name: pds, PDS_ADDRESSES.name: pds_addresses}

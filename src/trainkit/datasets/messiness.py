@@ -51,6 +51,7 @@ import pyarrow as pa
 import yaml
 
 from ..simulate.context import add_years
+from . import record
 from .identifiers import UPN_LETTERS
 from .record import RecordContext
 from .schema import Field, OutputTable
@@ -854,9 +855,10 @@ ERROR_FUNCTIONS = {
 }
 """The value-level error types, by name (record-level ones are handled in :func:`apply`)."""
 
-DUPLICATE_FIELD = ""
-"""``field`` of a duplicated record in the error log (the whole record); its value before and
-after are the number of copies in the file ("1" and "2")."""
+DUPLICATE_FIELD = record.DUPLICATE_FIELD
+"""``field`` of a duplicated record in the error log: ``"(record)"``, the whole record; its value
+before and after are the number of copies in the file ("1" and "2"). One convention for every
+dataset (:meth:`~trainkit.datasets.record.ErrorLog.add_duplicates`)."""
 
 
 @dataclass
@@ -1172,8 +1174,7 @@ def apply(
         )
     if dup.any():
         rows = np.flatnonzero(dup)
-        copies = np.full(len(rows), "1", dtype=object), np.full(len(rows), "2", dtype=object)
-        ctx.errors.add(dataset, where(rows), ids(rows), DUPLICATE_FIELD, dup_type.name, *copies)
+        ctx.errors.add_duplicates(dataset, where(rows), ids(rows), dup_type.name)
         out = pd.concat([out, out.iloc[rows]])
     return out
 

@@ -1163,7 +1163,7 @@ def _duplicate_ks(ctx, p, table, out, stage, pmr_field, natres_field) -> pd.Data
     dup = out.iloc[hit].copy()
     dup[natres_field] = pd.array(np.zeros(hit.size, dtype=np.int32), dtype=out[natres_field].dtype)
     pmr = dup[pmr_field].to_numpy(dtype=object)
-    log(ctx, table, pmr, "(record)", "duplicate_ks_record", "", "duplicate record, NATRES 0")
+    ctx.errors.add_duplicates(DATASET, table.path, pmr, "duplicate_ks_record")  # NATRES 0
     both = pd.concat([out, dup], ignore_index=True)
     order = np.argsort(np.concatenate([np.arange(len(out)), hit]), kind="stable")
     return both.iloc[order].reset_index(drop=True)

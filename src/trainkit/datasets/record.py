@@ -31,6 +31,12 @@ from ..simulate.context import Cohort
 MESSINESS_LEVELS = ("clean", "realistic", "heavy")
 RECORD_STREAM = 7_000  # spawn-key namespace of the record layer, apart from the truth's streams
 
+DUPLICATE_FIELD = "(record)"
+"""``field`` of an error-log row for a record written more than once: the whole record, not one
+field of it. Its ``value_before`` and ``value_after`` are the number of copies of the record in the
+file: ``"1"`` and ``"2"`` (see :meth:`ErrorLog.add_duplicates`)."""
+DUPLICATE_COPIES = ("1", "2")
+
 
 @dataclass
 class ErrorLog:
@@ -63,6 +69,28 @@ class ErrorLog:
                     "value_after": pd.array(after, dtype="string"),
                 }
             )
+        )
+
+    def add_duplicates(
+        self, dataset: str, file: np.ndarray | str, record_id: np.ndarray, error_type: str
+    ) -> None:
+        """Log records written twice: field ``"(record)"``, copies ``"1"`` before, ``"2"`` after.
+
+        Every dataset logs a duplicated record this way, whether the copy is exact (the shared
+        messiness layer, HES episodes) or differs in a documented field (an NPD key stage record
+        repeated with NATRES 0), so that one rule finds them all: the file holds at least two
+        records with the logged ``record_id``.
+        """
+        n = len(record_id)
+        before, after = DUPLICATE_COPIES
+        self.add(
+            dataset,
+            file,
+            record_id,
+            DUPLICATE_FIELD,
+            error_type,
+            np.full(n, before, dtype=object),
+            np.full(n, after, dtype=object),
         )
 
     def frame(self) -> pd.DataFrame:
@@ -133,6 +161,8 @@ class RecordContext:
         years: the collection years to write (years ending 31 March), oldest first.
         census_date: the 31 March that ends follow-up.
         errors: the shard's error log; links: the shard's identifier links.
+        population: people in the whole run (person_ids ``1..population``), which sizes the
+            blocks of spare NHS numbers (0 when unknown: the largest run allowed is assumed).
     """
 
     cohort: Cohort
@@ -145,6 +175,7 @@ class RecordContext:
     census_date: np.datetime64
     errors: ErrorLog = field(default_factory=ErrorLog)
     links: Links = field(default_factory=Links)
+    population: int = 0
 
     # --- identifiers: one convention for every dataset, so the same child gets the same value ---
 
@@ -160,11 +191,18 @@ class RecordContext:
 
         return la_child_ids(person_ids, la_codes, self.salt("la_child_id"))
 
-    def nhs_numbers(self, person_ids) -> np.ndarray:
-        """NHS numbers (from the range reserved for testing)."""
-        from .identifiers import assign_nhs_numbers
+    def nhs_history(self) -> pd.DataFrame:
+        """Every NHS number each person of the shard holds, and from when.
 
-        return assign_nhs_numbers(person_ids, self.salt("nhs"))
+        Owned by :func:`trainkit.datasets.identity.nhs_history` (one number from birth or
+        arrival; a new one from an adoption order), computed once per shard, so PDS and HES
+        agree about which number, and so which HES token, a child had on any day.
+        """
+        from .identity import nhs_history
+
+        if getattr(self, "_nhs_history", None) is None:
+            self._nhs_history = nhs_history(self)
+        return self._nhs_history
 
     def upns_on(self, person_ids, dates) -> tuple[np.ndarray, np.ndarray]:
         """Each person's UPN on a date, and their former UPN ('' where none).

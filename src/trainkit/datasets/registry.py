@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,35 @@ DATASETS = {
     "pds": "NHS England demographics (PDS), as held before pseudonymisation",
 }
 
+
+class NullableIntTable(Table):
+    """A truth table whose nullable whole-number columns read back as pandas' nullable integer
+    dtypes (``Int16``...), not as floats.
+
+    Parquet holds them as integers with nulls either way; pandas turns such a column into
+    float64 unless the file's ``pandas`` schema metadata names the nullable dtype, so the schema
+    carries that metadata (for those columns only; the rest read as they would without it).
+    """
+
+    def arrow_schema(self) -> pa.Schema:
+        schema = super().arrow_schema()
+        columns = [
+            {
+                "name": c.name,
+                "field_name": c.name,
+                "pandas_type": c.type,
+                "numpy_type": c.type.capitalize(),  # int16 -> Int16
+                "metadata": None,
+            }
+            for c in self.columns
+            if c.nullable and c.type.startswith("int")
+        ]
+        meta = {"index_columns": [], "column_indexes": [], "columns": columns}
+        return schema.with_metadata({b"pandas": json.dumps(meta, sort_keys=True).encode()})
+
+
 TRUTH_TABLES = (
-    Table(
+    NullableIntTable(
         "links",
         "Every recorded identifier value in each dataset, with its true person.",
         (

@@ -124,6 +124,7 @@ def record_context(config: Config, plan: ShardPlan) -> RecordContext:
         messiness=config.messiness,
         years=config.years,
         census_date=np.datetime64(config.census_date),
+        population=config.children,
     )
 
 
