@@ -375,10 +375,7 @@ def upn_history(ctx: RecordContext, adopted: pd.DataFrame | None = None) -> pd.D
                 }
             )
         )
-    history = pd.concat(parts, ignore_index=True)
-    for c in ("valid_from", "valid_to"):
-        history[c] = history[c].astype("datetime64[s]")
-    return history.sort_values(["person_id", "valid_from"], kind="stable").reset_index(drop=True)
+    return _history(parts)
 
 
 def upns_on(
@@ -483,6 +480,11 @@ def nhs_history(ctx: RecordContext, adopted: pd.DataFrame | None = None) -> pd.D
                 }
             )
         )
+    return _history(parts)
+
+
+def _history(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """An identifier history from its parts: one row per value held, by person and start."""
     history = pd.concat(parts, ignore_index=True)
     for col in ("valid_from", "valid_to"):
         history[col] = history[col].astype("datetime64[s]")
