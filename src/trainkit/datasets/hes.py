@@ -358,6 +358,7 @@ def hes_identity(ctx: RecordContext, p: Mapping[str, Any]) -> HesIdentity:
     adopted = np.zeros(n, dtype=bool)
     rng = ctx.rng("hes.identity")
     adoptions = ctx.truth["adoptions"]
+    adoptions = adoptions[adoptions["date_adopted"].notna()]  # not those still under way
     if len(adoptions):
         first = adoptions.sort_values("date_adopted").drop_duplicates("person_id")
         rows = cohort_rows(ctx, first["person_id"].to_numpy())
