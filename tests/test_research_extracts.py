@@ -267,7 +267,8 @@ def _bridge_groups(ctx, out) -> pd.DataFrame:
     )
     person = _person_of(ctx, "npd").reindex(linked.index).to_numpy()
     rows = np.searchsorted(ctx.cohort.person_id, person)
-    adopted = set(ctx.truth["adoptions"]["person_id"])
+    ad = ctx.truth["adoptions"]
+    adopted = set(ad.loc[ad["date_adopted"].notna(), "person_id"])
     return pd.DataFrame(
         {
             "linked": linked.to_numpy(),

@@ -857,6 +857,7 @@ def pupil_identity(ctx: RecordContext, p: Mapping[str, Any] | None = None) -> Pu
     first_census = np.full(n, np.iinfo(np.int64).max)
     np.minimum.at(first_census, rows, census_date.astype(np.int64))
     adoptions = ctx.truth["adoptions"]
+    adoptions = adoptions[adoptions["date_adopted"].notna()]  # not those still under way
     if len(adoptions):
         # a pupil adopted after starting school gets a new UPN, and sometimes a new PMR
         first = adoptions.sort_values("date_adopted").drop_duplicates("person_id")

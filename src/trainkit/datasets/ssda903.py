@@ -272,10 +272,6 @@ AGENCY_PROVIDERS = ("PR4", "PR5")
 CONTINUATION_RNE = ("L", "P", "T", "B", "U")
 PLACEMENT_CHANGE_RNE = ("P", "B", "T", "U")
 NO_PROVIDER_PLACEMENTS = ("T0", "T1", "T2", "T3", "T4", "Z1")
-CONSENT_PLACEMENT = {"A5": "A3", "A6": "A4"}
-ADOPTION_ORDERS = ("E1", "D1")
-SAME_CARER_PLACEMENTS = ("A3", "A5")
-STATUS_ONLY_REASON = "PLACE"
 
 # --------------------------------------------------------------------------------------------
 # Declarations
@@ -655,27 +651,8 @@ class _Truth:
         self.e_pstart = _days(e["p_start"])
         self.e_pend = _days(e["p_end"])
         self.e_row = self.rows(self.e_pid)
-        legal = e["legal_status"].to_numpy(dtype=object)
-        rne = e["reason_new_episode"].to_numpy(dtype=object)
-        place = e["placement"].to_numpy(dtype=object)
-        # placed for adoption without a placement (or freeing) order is placement with consent
-        # (rule 408): A5/A6 become A3/A4
-        consent = np.isin(place, list(CONSENT_PLACEMENT)) & ~np.isin(legal, ADOPTION_ORDERS)
-        place = np.where(consent, pd.Series(place).map(CONSENT_PLACEMENT).to_numpy(), place)
-        # A3/A5 are placements with the current foster carer: the carer did not change, so a new
-        # episode's reason is U with a change of legal status, else T (rule 217)
-        same_period = e["period_id"].eq(e["period_id"].shift()).to_numpy()
-        ls_changed = same_period & (legal != np.roll(legal, 1))
-        truth_place = e["placement"].to_numpy(dtype=object)
-        recoded = same_period & (place != np.roll(place, 1))
-        recoded &= truth_place == np.roll(truth_place, 1)
-        # a placement order for a child already placed with consent changes the placement code
-        # but not the carers: U, a change of legal status and placement with the same carer
-        rne = np.where(recoded & (rne == "L"), "U", rne)
-        same_carer = np.isin(place, SAME_CARER_PLACEMENTS) & (rne != "S")
-        rne = np.where(same_carer, np.where(ls_changed, "U", "T"), rne)
-        self.e_rne = rne.astype(object)
-        self.e_place = place.astype(object)
+        self.e_rne = e["reason_new_episode"].to_numpy(dtype=object)
+        self.e_place = e["placement"].to_numpy(dtype=object)
         # the 903 takes no provider for temporary and "other" placements (rule 178)
         provider = e["placement_provider"].fillna("").to_numpy(dtype=object)
         self.e_provider = np.where(np.isin(self.e_place, NO_PROVIDER_PLACEMENTS), "", provider)
@@ -685,10 +662,7 @@ class _Truth:
         changes = (nxt["period_id"] == e["period_id"]).to_numpy() & np.isin(
             np.roll(self.e_rne, -1), PLACEMENT_CHANGE_RNE
         )
-        # a change of placement code the truth does not count as a move (consent -> order)
-        # gets PLACE, "change in the status of the placement only"
         reason = nxt["reason_place_change"].fillna("").astype(str).to_numpy(dtype=object)
-        reason = np.where(reason == "", STATUS_ONLY_REASON, reason)
         self.e_rpc = np.where(changes, reason, "").astype(object)
         self.e_plpost = e["placement_postcode"].fillna("").to_numpy(dtype=object)
         self.e_uasc = cohort.uasc[self.e_row]
@@ -726,6 +700,14 @@ class _Truth:
 # --------------------------------------------------------------------------------------------
 # One collection year
 # --------------------------------------------------------------------------------------------
+
+
+def _collection_year(dates: np.ndarray) -> np.ndarray:
+    """The collection year (ending 31 March) of each date; NaT gives -1."""
+    d = np.asarray(dates, dtype="datetime64[D]")
+    month = d.astype("datetime64[M]").astype(np.int64)
+    year = month // 12 + 1970 + (month % 12 >= 3)
+    return np.where(np.isnat(d), -1, year)
 
 
 def _window(year: int) -> tuple[np.datetime64, np.datetime64]:
@@ -814,30 +796,15 @@ def _children(t: _Truth, ctx: RecordContext, year: int, eps: pd.DataFrame, oc3: 
     )
 
 
-def _care_leavers(t: _Truth, ctx: RecordContext) -> pd.DataFrame:
-    """The truth's care leaver outcomes that belong in an OC3 return.
+def _care_leavers(ctx: RecordContext) -> pd.DataFrame:
+    """The truth's care leaver outcomes: each belongs in the OC3 of the LA it names.
 
-    Only care leavers: a young person who had left care by the birthday (not one looked after
-    on it, rules 1007 and 1016, nor one not yet looked after then), and not one whose care was
-    taken over by another LA (rule 1011).
+    The truth holds them only for care leavers, by the birthday, of the LA responsible: not for a
+    young person looked after after the birthday or not yet looked after (rules 1007, 1016), nor
+    for one whose care another LA took over (rule 1011).
     """
     clo = ctx.truth["care_leaver_outcomes"]
-    bday = _days(clo["birthday"])
-    per = t.periods
-    m = pd.DataFrame({"i": np.arange(len(clo)), "pid": clo["person_id"].to_numpy(np.int64),
-                      "bday": bday})  # fmt: skip
-    m = m.merge(
-        pd.DataFrame({"pid": per["person_id"].to_numpy(np.int64),
-                      "ps": _days(per["start_date"]), "pe": _days(per["end_date"]),
-                      "rec": per["reason_ended"].fillna("").astype(str).to_numpy()}),
-        on="pid",
-    )  # fmt: skip
-    before = m["ps"].to_numpy() <= m["bday"].to_numpy()
-    latest = m[before].sort_values(["i", "ps"], kind="stable").drop_duplicates("i", keep="last")
-    pe = latest["pe"].to_numpy()
-    left = ~np.isnat(pe) & (pe < latest["bday"].to_numpy()) & (latest["rec"] != "E3").to_numpy()
-    keep = np.isin(np.arange(len(clo)), latest["i"].to_numpy()[left])
-    return clo[keep].assign(_bday=bday[keep])
+    return clo.assign(_bday=_days(clo["birthday"]))
 
 
 def _oc3(t: _Truth, clo: pd.DataFrame, year: int) -> pd.DataFrame:
@@ -910,7 +877,14 @@ def _all_social_workers(t: _Truth, ctx: RecordContext, prm: _Params) -> pd.DataF
     ok[:, 0] = True
     sw_end = np.concatenate([sw_start[:, 1:], np.full((len(per), 1), NAT)], axis=1)
     last = ok & ~np.concatenate([ok[:, 1:], np.zeros((len(per), 1), bool)], axis=1)
-    sw_end = np.where(last, end[:, None], sw_end)
+    # a child who comes back into the LA's care in the same collection year keeps a social worker
+    # between the periods: the DfE wants the year's episodes to follow on (rules SW10, SW11a, and
+    # SW12's "even those whilst they were not looked after")
+    pid, la_all = per["person_id"].to_numpy(np.int64), per["la_code"].to_numpy(np.int64)
+    next_start = np.r_[start[1:], NAT]
+    again = np.r_[(pid[1:] == pid[:-1]) & (la_all[1:] == la_all[:-1]), False]
+    again &= ~np.isnat(end) & (_collection_year(end) == _collection_year(next_start))
+    sw_end = np.where(last, np.where(again, next_start, end)[:, None], sw_end)
     pool = prm["social_worker_pool"]
     step = rng.integers(1, pool, size=(len(per), k_max))
     worker = (rng.integers(0, pool, size=(len(per), 1)) + np.cumsum(step, axis=1)) % pool
@@ -934,29 +908,18 @@ def _all_social_workers(t: _Truth, ctx: RecordContext, prm: _Params) -> pd.DataF
     )
 
 
-def _decisions(t: _Truth, ctx: RecordContext) -> pd.DataFrame:
-    """Each period's decision that the child should be placed for adoption.
-
-    From the truth's adoptions; for an adoption-route period the truth has not yet finished
-    (no adoptions row), the start of its first placement-order or placed-for-adoption episode,
-    which is the latest the decision can have been (rules 551-556).
-    """
+def _decisions(ctx: RecordContext) -> pd.DataFrame:
+    """Each period's decision that the child should be placed for adoption (the truth's adoption
+    process, which has a row for every period whose decision was made, adopted or not yet)."""
     ad = ctx.truth["adoptions"]
-    known = pd.DataFrame(
+    return pd.DataFrame(
         {
             "period_id": ad["period_id"].to_numpy(np.int64),
             "date": _days(ad["date_should_be_placed"]),
+            "ceased": _days(ad["date_decision_ceased"]),
+            "reason": ad["reason_decision_ceased"].fillna("").astype(str).to_numpy(object),
         }
     )
-    adoptive = t.ep["legal_status"].isin(["E1", "D1"]) | t.ep["placement"].str.startswith("A")
-    fallback = (
-        pd.DataFrame({"period_id": t.e_period[adoptive.to_numpy()],
-                      "date": t.e_start[adoptive.to_numpy()]})
-        .groupby("period_id", as_index=False)["date"].min()
-    )  # fmt: skip
-    fallback = fallback[~fallback["period_id"].isin(known["period_id"])]
-    out = pd.concat([known, fallback], ignore_index=True)
-    return out.dropna()
 
 
 def _previous_permanence(t: _Truth) -> pd.DataFrame:
@@ -1068,9 +1031,6 @@ def _year_tables(
     start, end = _window(year)
     eps = _episodes(t, year)
     oc3 = _oc3(t, leavers, year)
-    # rule 1011: no OC3 for a young person whose last episode here ended with a transfer (E3)
-    transferred = _key(eps["_pid"], eps["_la"])[eps["REC"].to_numpy() == "E3"]
-    oc3 = oc3[~np.isin(_key(oc3["_pid"], oc3["_la"]), transferred)]
     header = _children(t, ctx, year, eps, oc3)
     keys_eps = _key(eps["_pid"], eps["_la"])
     dob_of = pd.Series(header["DOB"].to_numpy(), index=header["_key"].to_numpy())
@@ -1100,7 +1060,7 @@ def _year_tables(
 
     # AD1: adopted in the year
     ad = ctx.truth["adoptions"]
-    adopted = _days(ad["date_adopted"])
+    adopted = _days(ad["date_adopted"])  # NaT while the adoption is under way
     a = ad[(adopted >= start) & (adopted <= end)]
     out["ad1"] = with_dob(
         pd.DataFrame(
@@ -1109,8 +1069,8 @@ def _year_tables(
                 "_la": a["la_code"].to_numpy(np.int64),
                 "DATE_INT": format_dates(_days(a["date_should_be_placed"])),
                 "DATE_MATCH": format_dates(_days(a["date_matched"])),
-                "FOSTER_CARE": np.where(a["foster_carer"].to_numpy(bool), "1", "0").astype(object),
-                "NB_ADOPTR": a["number_of_adopters"].astype(str).to_numpy(dtype=object),
+                "FOSTER_CARE": np.where(a["foster_carer"].astype(bool), "1", "0").astype(object),
+                "NB_ADOPTR": a["number_of_adopters"].astype("int64").astype(str).to_numpy(object),
                 "SEX_ADOPTR": a["sex_of_adopters"].to_numpy(dtype=object),
                 "LS_ADOPTR": a["legal_status_of_adopters"].to_numpy(dtype=object),
             }
@@ -1121,11 +1081,13 @@ def _year_tables(
     periods = eps.drop_duplicates("_period")[["_pid", "_la", "_period"]]
     d = periods.merge(decisions, left_on="_period", right_on="period_id", how="inner")
     d = d[d["date"].to_numpy("datetime64[D]") <= end]
+    ceased = d["ceased"].to_numpy("datetime64[D]")
+    ceased = np.where(ceased <= end, ceased, NAT)
     out["placed_for_adoption"] = with_dob(
         d.assign(
             DATE_PLACED=format_dates(d["date"].to_numpy("datetime64[D]")),
-            DATE_PLACED_CEASED="",
-            REASON_PLACED_CEASED="",
+            DATE_PLACED_CEASED=format_dates(ceased),
+            REASON_PLACED_CEASED=np.where(np.isnat(ceased), "", d["reason"].to_numpy(object)),
         )
     )
 
@@ -1383,9 +1345,9 @@ def record(ctx: RecordContext) -> dict[str, pd.DataFrame]:
     t = _Truth(ctx)
     reviews = _all_reviews(t, ctx, prm)
     social_workers = _all_social_workers(t, ctx, prm)
-    decisions = _decisions(t, ctx)
+    decisions = _decisions(ctx)
     permanence = _previous_permanence(t)
-    leavers = _care_leavers(t, ctx)
+    leavers = _care_leavers(ctx)
     parts: dict[str, list[pd.DataFrame]] = {}
     for year in ctx.years:
         tables = _year_tables(
