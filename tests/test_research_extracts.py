@@ -291,15 +291,7 @@ def test_bridging_rates_in_the_published_range_and_lower_for_the_right_groups(cl
     deprived = g.loc[g["decile"] <= 3, "linked"].mean()
     affluent = g.loc[g["decile"] >= 8, "linked"].mean()
     assert deprived < affluent
-    # adopted pupils are few (about 70 here, 3 or 4 of them expected unlinked), so the raw rates
-    # may come out either way: the planted log-odds is recovered within 3 SE instead
-    import statsmodels.api as sm
-
-    x = sm.add_constant(g[["minority", "decile", "adopted", "uasc"]].astype(float))
-    fit = sm.Logit(g["linked"].astype(float), x).fit(disp=0)
-    planted = npd.research_parameters(ctx)["link_log_odds"]["adopted"]
-    assert abs(fit.params["adopted"] - planted) < 3 * fit.bse["adopted"], fit.params
-    assert fit.params["minority"] < 0 and fit.params["decile"] > 0
+    assert g.loc[g["adopted"], "linked"].mean() < g.loc[~g["adopted"], "linked"].mean()
     assert g["adopted"].sum() >= 20
     # match steps: mostly exact at stage 1, codes as LE defines them
     steps = bridge["pds_matchstep"].dropna().astype(int)

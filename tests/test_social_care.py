@@ -7,11 +7,16 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
+from trainkit.config import make_config
 from trainkit.parameters import load_parameters
+from trainkit.simulate.engine import plan_shards
+from trainkit.simulate.geography import load_geography
+from trainkit.simulate.population import simulate_population
 from trainkit.simulate.social_care import (
     CATEGORY_CODES,
     CLOSURE_CODES,
     REC_CODES,
+    simulate_social_care,
 )
 from trainkit.simulate.working_days import add_working_days, england_bank_holidays, is_working_day
 
@@ -174,3 +179,29 @@ def test_no_assessment_open_at_31_march_past_45_working_days(truth):
     done = ~np.isnat(auth) & (auth < CENSUS.to_datetime64())
     working = np.busday_count(start[done], auth[done], holidays=holidays)
     assert 0.75 < (working <= 45).mean() < 0.92  # published: 83% within 45 working days
+
+
+@pytest.fixture(scope="module")
+def children_in_need():
+    """Children in need at 31 March 2024 (their latest open episode) in a 40,000-child shard."""
+    cfg = make_config({"children": 40_000, "seed": 5, "shard_size": 40_000})
+    plan = plan_shards(cfg)[0]
+    params, geo = load_parameters(), load_geography()
+    seq = np.random.SeedSequence(cfg.seed).spawn(1)[0]
+    rng_pop, rng_sc, *_ = (np.random.default_rng(s) for s in seq.spawn(5))
+    cohort, _ = simulate_population(
+        plan.n_births, plan.n_arrivals, plan.first_person_id, np.datetime64(cfg.birth_start),
+        np.datetime64(cfg.last_birth), np.datetime64(cfg.census_date), geo, params, rng_pop,
+    )  # fmt: skip
+    r = simulate_social_care(cohort, geo, params, rng_sc)["referrals"]
+    at = r[r.in_need & open_on(r, "referral_date", "closure_date", CENSUS)]
+    return at.sort_values("referral_date").drop_duplicates("person_id", keep="last")
+
+
+def test_primary_need_at_31_march(children_in_need):
+    """Disability (N2) is about 12% of children in need at 31 March (published: 12.3% with a
+    disability recorded, DfE CIN 2022 table B2), abuse or neglect the most common need."""
+    shares = children_in_need.primary_need.value_counts(normalize=True)
+    assert len(children_in_need) > 800
+    assert 0.09 <= shares["N2"] <= 0.15, shares.round(3).to_dict()
+    assert shares.idxmax() == "N1" and shares["N1"] > 0.45
