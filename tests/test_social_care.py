@@ -7,8 +7,18 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
+from trainkit.config import make_config
 from trainkit.parameters import load_parameters
-from trainkit.simulate.social_care import CATEGORY_CODES, CLOSURE_CODES, REC_CODES
+from trainkit.simulate.engine import plan_shards
+from trainkit.simulate.geography import load_geography
+from trainkit.simulate.population import simulate_population
+from trainkit.simulate.social_care import (
+    CATEGORY_CODES,
+    CLOSURE_CODES,
+    REC_CODES,
+    simulate_social_care,
+)
+from trainkit.simulate.working_days import add_working_days, england_bank_holidays, is_working_day
 
 CENSUS = pd.Timestamp("2024-03-31")
 
@@ -120,3 +130,78 @@ def test_siblings_share_risk(truth):
     with_referred_sib = referred[has_sib & (sib_other > 0)].mean()
     without = referred[has_sib & (sib_other == 0)].mean()
     assert with_referred_sib > 2 * without
+
+
+def _days(series: pd.Series) -> np.ndarray:
+    return series.to_numpy("datetime64[D]")
+
+
+def test_histories_are_ones_an_la_system_can_hold(truth):
+    """Nothing starts after the case closes and no plan outlives it; the assessment carrying a
+    section 47 enquiry starts by it and is authorised no earlier than its outcome; conferences
+    (and the plans they start) are on working days (see docs/cin.md)."""
+    r = truth("referrals").set_index("referral_id")
+    close = r.closure_date
+    assert not (r.assessment_authorised > close).any()
+    assert not (r.cin_plan_start >= close).any()
+    assert not (r.cin_plan_end > close).any()
+    dates = r[["closure_date", "assessment_start", "assessment_authorised"]]
+    s = truth("section47").join(dates, on="referral_id")
+    assert not (s.s47_start_date > s.closure_date).any()
+    assert not (s.icpc_date > s.closure_date).any()
+    assert (s.assessment_start <= s.s47_start_date).all()
+    conference = s.icpc_date.notna()
+    assert (s.assessment_authorised[conference] >= s.icpc_date[conference]).all()
+    c = truth("cp_plans").join(dates[["closure_date"]], on="referral_id")
+    assert not (c.start_date > c.closure_date).any()
+    assert not (c.end_date > c.closure_date).any()
+    assert not (c.end_date.isna() & c.closure_date.notna()).any()
+    holidays = england_bank_holidays(1990, 2030)
+    for d in (s.s47_start_date, s.icpc_date[conference], c.start_date):
+        assert is_working_day(_days(d), holidays).all()
+    assert conference.sum() > 20
+
+
+def test_no_assessment_open_at_31_march_past_45_working_days(truth):
+    """The DfE's query 8670Q: an assessment still open at 31 March started within 45 working
+    days (counted as the validator counts them); over the year, most are done within 45."""
+    r = truth("referrals")
+    start, auth = _days(r.assessment_start), _days(r.assessment_authorised)
+    holidays = england_bank_holidays(1990, 2030)
+    open_somewhere = 0
+    for year in range(2010, 2025):
+        ref = np.datetime64(f"{year}-03-31")
+        open_ = (start <= ref) & (auth > ref)
+        limit = add_working_days(np.array([ref]), -44, holidays)[0]
+        assert not (open_ & (start < limit)).any(), year
+        open_somewhere += open_.sum()
+    assert open_somewhere > 20
+    done = ~np.isnat(auth) & (auth < CENSUS.to_datetime64())
+    working = np.busday_count(start[done], auth[done], holidays=holidays)
+    assert 0.75 < (working <= 45).mean() < 0.92  # published: 83% within 45 working days
+
+
+@pytest.fixture(scope="module")
+def children_in_need():
+    """Children in need at 31 March 2024 (their latest open episode) in a 40,000-child shard."""
+    cfg = make_config({"children": 40_000, "seed": 5, "shard_size": 40_000})
+    plan = plan_shards(cfg)[0]
+    params, geo = load_parameters(), load_geography()
+    seq = np.random.SeedSequence(cfg.seed).spawn(1)[0]
+    rng_pop, rng_sc, *_ = (np.random.default_rng(s) for s in seq.spawn(5))
+    cohort, _ = simulate_population(
+        plan.n_births, plan.n_arrivals, plan.first_person_id, np.datetime64(cfg.birth_start),
+        np.datetime64(cfg.last_birth), np.datetime64(cfg.census_date), geo, params, rng_pop,
+    )  # fmt: skip
+    r = simulate_social_care(cohort, geo, params, rng_sc)["referrals"]
+    at = r[r.in_need & open_on(r, "referral_date", "closure_date", CENSUS)]
+    return at.sort_values("referral_date").drop_duplicates("person_id", keep="last")
+
+
+def test_primary_need_at_31_march(children_in_need):
+    """Disability (N2) is about 12% of children in need at 31 March (published: 12.3% with a
+    disability recorded, DfE CIN 2022 table B2), abuse or neglect the most common need."""
+    shares = children_in_need.primary_need.value_counts(normalize=True)
+    assert len(children_in_need) > 800
+    assert 0.09 <= shares["N2"] <= 0.15, shares.round(3).to_dict()
+    assert shares.idxmax() == "N1" and shares["N1"] > 0.45

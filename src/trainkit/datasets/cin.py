@@ -37,6 +37,11 @@ import pandas as pd
 
 from .. import __version__
 from ..simulate.context import age_in_years
+from ..simulate.working_days import (
+    add_working_days,
+    england_bank_holidays,
+    previous_working_day,
+)
 from . import messiness
 from .record import RecordContext
 from .schema import Field, OutputTable, codes_from
@@ -275,109 +280,6 @@ written twice would break the nesting of the XML, and a UPN of the wrong length 
 inside breaks the schema's UPN pattern, which the DfE's COLLECT system checks on upload."""
 
 # --------------------------------------------------------------------------------------------
-# English bank holidays and working days
-# --------------------------------------------------------------------------------------------
-
-# Changes to the usual pattern, by royal proclamation (gov.uk/bank-holidays from 2012; earlier
-# from the proclamations as listed in the House of Commons Library briefing SN/BT/1260):
-_MOVED = {
-    # year: (usual date, date it moved to)
-    1995: ("1995-05-01", "1995-05-08"),  # early May moved to VE Day (50th anniversary)
-    2002: ("2002-05-27", "2002-06-04"),  # spring holiday moved for the Golden Jubilee
-    2012: ("2012-05-28", "2012-06-04"),  # spring holiday moved for the Diamond Jubilee
-    2020: ("2020-05-04", "2020-05-08"),  # early May moved to VE Day (75th anniversary)
-    2022: ("2022-05-30", "2022-06-02"),  # spring holiday moved for the Platinum Jubilee
-}
-_EXTRA = (
-    "1999-12-31",  # millennium
-    "2002-06-03",  # Golden Jubilee
-    "2011-04-29",  # royal wedding
-    "2012-06-05",  # Diamond Jubilee
-    "2022-06-03",  # Platinum Jubilee
-    "2022-09-19",  # state funeral of Queen Elizabeth II
-    "2023-05-08",  # coronation of King Charles III
-)
-
-
-def _easter_sunday(years: np.ndarray) -> np.ndarray:
-    """Gregorian Easter Sunday of each year (the anonymous Gregorian algorithm, Meeus/Butcher)."""
-    y = np.asarray(years, dtype=np.int64)
-    a, b, c = y % 19, y // 100, y % 100
-    d, e = b // 4, b % 4
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    w = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * w) // 451
-    month = (h + w - 7 * m + 114) // 31
-    day = (h + w - 7 * m + 114) % 31 + 1
-    return _ymd(y, month, day)
-
-
-def _ymd(years, months, days) -> np.ndarray:
-    first = (np.asarray(years) - 1970).astype("datetime64[Y]").astype("datetime64[M]")
-    return (first + (np.asarray(months) - 1)).astype("datetime64[D]") + (np.asarray(days) - 1)
-
-
-def england_bank_holidays(first_year: int, last_year: int) -> np.ndarray:
-    """Bank holidays in England and Wales from ``first_year`` to ``last_year``, sorted.
-
-    The usual pattern of the Banking and Financial Dealings Act 1971 (New Year's Day, Good
-    Friday, Easter Monday, the first and last Mondays of May, the last Monday of August,
-    Christmas Day and Boxing Day, with substitute days when these fall at a weekend), plus the
-    moves and extra days proclaimed since 1995. The CIN rules count working days against this
-    calendar (ICPC within 15 working days; assessments within 45).
-
-    Example:
-        >>> [str(d) for d in england_bank_holidays(2024, 2024)]  # doctest: +NORMALIZE_WHITESPACE
-        ['2024-01-01', '2024-03-29', '2024-04-01', '2024-05-06', '2024-05-27', '2024-08-26',
-         '2024-12-25', '2024-12-26']
-    """
-    years = np.arange(first_year, last_year + 1)
-    easter = _easter_sunday(years)
-    new_year = np.busday_offset(_ymd(years, 1, 1), 0, roll="forward")
-    early_may = np.busday_offset(_ymd(years, 5, 1), 0, roll="forward", weekmask="Mon")
-    spring = np.busday_offset(_ymd(years, 5, 31), 0, roll="backward", weekmask="Mon")
-    summer = np.busday_offset(_ymd(years, 8, 31), 0, roll="backward", weekmask="Mon")
-    christmas = np.busday_offset(_ymd(years, 12, 25), 0, roll="forward")
-    boxing = np.busday_offset(np.maximum(_ymd(years, 12, 26), christmas + 1), 0, roll="forward")
-    days = np.concatenate(
-        [new_year, easter - 2, easter + 1, early_may, spring, summer, christmas, boxing]
-    )
-    for usual, moved in _MOVED.values():
-        days = np.where(days == np.datetime64(usual), np.datetime64(moved), days)
-    extra = np.array(_EXTRA, dtype="datetime64[D]")
-    extra = extra[(extra >= _ymd(first_year, 1, 1)) & (extra <= _ymd(last_year, 12, 31))]
-    return np.unique(np.concatenate([days, extra]))
-
-
-def add_working_days(dates: np.ndarray, n: int, holidays: np.ndarray) -> np.ndarray:
-    """``n`` working days after each date (a weekend or holiday start counts from the next
-    working day); NaT stays NaT."""
-    d = np.asarray(dates, dtype="datetime64[D]")
-    out = np.full(d.shape, np.datetime64("NaT"), dtype="datetime64[D]")
-    ok = ~np.isnat(d)
-    out[ok] = np.busday_offset(d[ok], n, roll="forward", holidays=holidays)
-    return out
-
-
-def _previous_working_day(dates: np.ndarray, holidays: np.ndarray) -> np.ndarray:
-    """The date itself if a working day, else the working day before; NaT stays NaT."""
-    d = np.asarray(dates, dtype="datetime64[D]")
-    out = d.copy()
-    ok = ~np.isnat(d)
-    out[ok] = np.busday_offset(d[ok], 0, roll="backward", holidays=holidays)
-    return out
-
-
-def _collection_year(dates: np.ndarray) -> np.ndarray:
-    """Collection year (year ending 31 March) of each date."""
-    months = dates.astype("datetime64[M]").astype(np.int64)
-    return months // 12 + 1970 + (months % 12 >= 3)
-
-
-# --------------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------------
 
@@ -465,15 +367,13 @@ class _History:
 class _LAView:
     """The truth of one shard as the LAs' systems hold it, for every year at once.
 
-    The system does not let a worker record activity on a closed case: an assessment
-    authorised after the case closed is recorded as authorised on closure; section 47
-    enquiries, CIN plans and protection plans starting after closure (or, for a CIN plan, on
-    the day of closure) are not recorded against the episode; a plan still open at closure ends
-    with it. A section 47 enquiry is carried out by undertaking or continuing an assessment
-    (Working together 2018), so an assessment the truth starts after the enquiry is recorded as
-    starting with it. Conferences are held on working days: an initial conference the truth
-    puts at a weekend or bank holiday is recorded on the working day before (the day after if
-    that would move it into the previous collection year), and the plan it starts with it.
+    The truth's referrals, section 47 enquiries and protection plans are already histories an
+    LA's case system can hold (see :func:`trainkit.simulate.social_care.simulate_social_care`):
+    nothing starts after the case closes, no plan outlives its case, the assessment that carries
+    an enquiry starts by it and is authorised no earlier than its outcome, and conferences are
+    on working days. So the view takes them as they are (``tests/test_cin.py`` checks that the
+    truth needs no repair), and adds what only the LA records: target dates, review conferences,
+    disability codes, identifiers.
     """
 
     def __init__(self, ctx: RecordContext, holidays: np.ndarray):
@@ -495,10 +395,7 @@ class _LAView:
     @staticmethod
     def _episodes(ctx: RecordContext, holidays: np.ndarray):
         r = ctx.truth["referrals"].sort_values("referral_id", kind="stable")
-        closure = _days(r, "closure_date")
-        a_start, a_auth = _days(r, "assessment_start"), _days(r, "assessment_authorised")
-        assessed = r["assessed"].to_numpy(bool) & ~np.isnat(a_start) & ~(a_start > closure)
-        plan_start, plan_end = _days(r, "cin_plan_start"), _days(r, "cin_plan_end")
+        assessed = r["assessed"].to_numpy(bool)
         eps = {
             "referral_id": r["referral_id"].to_numpy(np.int64),
             "person_id": r["person_id"].to_numpy(np.int64),
@@ -509,41 +406,24 @@ class _LAView:
             "nfa": r["nfa"].to_numpy(bool),
             "in_need": r["in_need"].to_numpy(bool),
             "assessed": assessed,
-            "assessment_start": np.where(assessed, a_start, NAT),
-            "assessment_authorised": np.where(
-                assessed, np.where(a_auth > closure, closure, a_auth), NAT
-            ),
+            "assessment_start": np.where(assessed, _days(r, "assessment_start"), NAT),
+            "assessment_authorised": np.where(assessed, _days(r, "assessment_authorised"), NAT),
             "factors": _strings(r["factors"]),
-            "plan_start": np.where(plan_start >= closure, NAT, plan_start),
-            "plan_end": np.where(plan_start >= closure, NAT, np.fmin(plan_end, closure)),
-            "closure_date": closure,
+            "plan_start": _days(r, "cin_plan_start"),
+            "plan_end": _days(r, "cin_plan_end"),
+            "closure_date": _days(r, "closure_date"),
             "closure_reason": _strings(r["closure_reason"]),
         }
         ids = eps["referral_id"]
 
-        def conference_day(dates):
-            back = _previous_working_day(dates, holidays)
-            fwd = add_working_days(dates, 0, holidays)
-            crosses = ~np.isnat(dates) & (_collection_year(back) != _collection_year(dates))
-            return np.where(crosses, fwd, back)
-
         s = ctx.truth["section47"]
         s_ep = np.searchsorted(ids, s["referral_id"].to_numpy(np.int64))
-        s_close = closure[s_ep]
-        s_start, icpc = _days(s, "s47_start_date"), _days(s, "icpc_date")
-        icpc = conference_day(np.where(icpc > s_close, NAT, icpc))
-        keep = np.flatnonzero(~(s_start > s_close))
-        keep = keep[np.lexsort((s_start[keep], s_ep[keep]))]
-        # a section 47 enquiry is carried out by undertaking (or continuing) an assessment
-        first_s47 = np.full(len(ids), NAT)
-        np.fmin.at(first_s47, s_ep[keep], s_start[keep])
-        eps["assessment_start"] = np.where(
-            eps["assessed"], np.fmin(eps["assessment_start"], first_s47), NAT
-        )
+        s_start = _days(s, "s47_start_date")
+        keep = np.lexsort((s_start, s_ep))
         enquiries = {
             "ep": s_ep[keep],
             "start": s_start[keep],
-            "icpc": icpc[keep],
+            "icpc": _days(s, "icpc_date")[keep],
             "target": add_working_days(
                 s_start[keep], int(ctx.params["cin.icpc_target_working_days"]), holidays
             ),
@@ -551,15 +431,12 @@ class _LAView:
 
         c = ctx.truth["cp_plans"]
         c_ep = np.searchsorted(ids, c["referral_id"].to_numpy(np.int64))
-        c_close = closure[c_ep]
-        c_start, c_end = conference_day(_days(c, "start_date")), _days(c, "end_date")
-        c_end = np.where(~np.isnat(c_close) & (np.isnat(c_end) | (c_end > c_close)), c_close, c_end)
-        keep = np.flatnonzero(~(c_start > c_close))
-        keep = keep[np.lexsort((c_start[keep], c_ep[keep]))]
+        c_start = _days(c, "start_date")
+        keep = np.lexsort((c_start, c_ep))
         plans = {
             "ep": c_ep[keep],
             "start": c_start[keep],
-            "end": c_end[keep],
+            "end": _days(c, "end_date")[keep],
             "initial": _strings(c["category"])[keep],
             "latest": _strings(c["latest_category"])[keep],
             "previous": c["number_of_previous_plans"].to_numpy(np.int64)[keep],
@@ -588,7 +465,7 @@ class _LAView:
             axis=1,
         )
         dates = start[:, None] + np.cumsum(gaps.astype(np.int64), axis=1).astype("timedelta64[D]")
-        dates = _previous_working_day(dates.ravel(), holidays).reshape(n, k)
+        dates = previous_working_day(dates.ravel(), holidays).reshape(n, k)
         held = (dates > start[:, None]) & (dates < until[:, None])
         plan, _ = np.nonzero(held)
         return plan, dates[held]

@@ -18,6 +18,7 @@ from ..parameters import Parameters
 from .context import NAT, Cohort, add_years, age_in_years
 from .geography import ETHNICITY_CODES, Geography
 from .schema import Column, Table
+from .working_days import add_working_days, england_bank_holidays, previous_working_day
 
 DAYS = 365.25
 FAR_PAST = np.datetime64("1900-01-01", "D")
@@ -222,6 +223,12 @@ def simulate_social_care(
 ) -> dict[str, pd.DataFrame]:
     """Referrals, section 47 enquiries, CP plans and periods of care for one shard."""
     risk = _Risk(cohort, geo, params)
+    census_year = int(np.datetime64(cohort.census_date, "Y").astype(np.int64)) + 1970
+    first_year = census_year
+    if len(cohort):
+        first_year = int(cohort.start.min().astype("datetime64[Y]").astype(np.int64)) + 1970
+    # pre-birth referrals come up to a year before birth; conferences and plans run past the census
+    holidays = england_bank_holidays(min(first_year, census_year) - 1, census_year + 5)
     cand_row, cand_date = _candidate_referrals(cohort, risk, params, rng)
     # UASC: one referral on arrival, straight into care
     uasc_rows = np.flatnonzero(cohort.uasc)
@@ -243,6 +250,7 @@ def simulate_social_care(
         last_ref,
         seq,
         out,
+        holidays,
     )
 
     order = np.lexsort((cand_date, cand_row))
@@ -266,6 +274,7 @@ def simulate_social_care(
             last_ref,
             seq,
             out,
+            holidays,
         )
     return out.frames()
 
@@ -379,8 +388,18 @@ def _factors(rng, params, in_need, assessed, uasc):
     return np.where(assessed, out, None)
 
 
-def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, last_ref, seq, out):
-    """Run referrals (``rows[i]`` referred on ``dates[i]``) through the social-care pathway."""
+def _funnel(
+    cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, last_ref, seq, out, holidays
+):
+    """Run referrals (``rows[i]`` referred on ``dates[i]``) through the social-care pathway.
+
+    Every date is one a local authority's case system could hold: the assessment that carries a
+    section 47 enquiry starts by the enquiry's start and is authorised no earlier than its
+    outcome (the initial conference); conferences, and the protection plans they start, are on
+    working days; an assessment still open at a 31 March is within 45 working days of its start;
+    nothing starts after the case closes, and a case closes no earlier than its last assessment,
+    enquiry, plan or period of care ends.
+    """
     n = len(rows)
     if n == 0:
         return
@@ -405,11 +424,9 @@ def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, la
     assessed = ~nfa
     ad = params["social_care.assessment_days"]
     a_start = dates + rng.geometric(1 / (1 + ad["start_mean"]), n) - 1
-    a_auth = a_start + np.minimum(
+    a_working_days = np.minimum(
         rng.gamma(2.0, ad["duration_mean"] / 2.0, n).astype(np.int64) + 1, ad["duration_max"]
     )
-    a_start = np.where(assessed, a_start, NAT)
-    a_auth = np.where(assessed, a_auth, NAT)
 
     source = _choice(rng, params["social_care.referral_source_shares"], n)
     need = _choice(rng, params["social_care.primary_need_shares"], n)
@@ -424,13 +441,17 @@ def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, la
         need = np.where(disabled, "N2", need)
     need = np.where(in_need, need, None)
 
-    # section 47, conference, child protection plan
+    # section 47 enquiry (from a strategy discussion on a working day), its outcome (the initial
+    # conference, or the decision that none is needed) within the conference timescale, and the
+    # child protection plan the conference starts
     p_s47 = params["social_care.s47_share_of_in_need"]
     p_s47 = p_s47 * np.where(cp_count[rows] > 0, params["social_care.previous_plan_s47_ratio"], 1.0)
     s47 = in_need & ~uasc & (need != "N2") & (rng.random(n) < p_s47 * np.exp(0.3 * score) / 1.2)
-    s47_date = np.maximum(dates + rng.integers(0, 15, n), dob)
+    s47_date = add_working_days(np.maximum(dates + rng.integers(0, 15, n), dob), 0, holidays)
+    lo, hi = params["social_care.icpc_working_days"]
+    s47_outcome = add_working_days(s47_date, rng.integers(lo, hi + 1, n), holidays)
     icpc = s47 & (rng.random(n) < params["social_care.icpc_share_of_s47"])
-    icpc_date = s47_date + rng.integers(5, 22, n)
+    icpc_date = s47_outcome
     cp = icpc & (rng.random(n) < params["social_care.cp_share_of_icpc"])
     cpd = params["social_care.cp_duration_years"]
     cp_len = np.maximum(rng.gamma(cpd["shape"], cpd["mean"] / cpd["shape"], n) * DAYS, 14).astype(
@@ -438,6 +459,16 @@ def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, la
     )
     cp_start = icpc_date
     cp_end = cp_start + cp_len
+
+    # the assessment: an enquiry is carried out by undertaking or continuing an assessment
+    # (Working together 2018), which starts by the enquiry and concludes with its outcome
+    lead = ad["s47_lead_max"]
+    a_start = np.where(s47, np.minimum(np.maximum(a_start, s47_date - lead), s47_date), a_start)
+    a_auth = add_working_days(a_start, a_working_days, holidays)
+    a_auth = np.where(s47, np.maximum(a_auth, s47_outcome), a_auth)
+    a_auth = _authorised_by_year_end(rng, params, a_start, a_auth, holidays)
+    a_start = np.where(assessed, a_start, NAT)
+    a_auth = np.where(assessed, a_auth, NAT)
 
     # entry to care
     age_ref = age_in_years(dob, np.maximum(dates, dob))
@@ -462,6 +493,12 @@ def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, la
     eighteen = add_years(dob, 18)
     care &= (care_start < eighteen) & (care_start <= follow)
     cp_end = np.where(after_cp & care, np.minimum(cp_end, care_start), cp_end)
+
+    # CIN plan: for children in need with neither a protection plan nor care, from soon after
+    # the assessment, for at least the plan's shortest length
+    cin_plan = in_need & ~cp & ~care & (rng.random(n) < params["social_care.cin_plan_share"])
+    plan_start = a_auth + rng.integers(0, 15, n)
+    plan_min = params["social_care.cin_plan_min_days"]
 
     # CIN episode length by route
     dur = params["social_care.cin_duration_years"]
@@ -494,18 +531,29 @@ def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, la
         reason[ci] = periods["closure_reason"].to_numpy()
         out.add("care_periods", periods.drop(columns="closure_reason"))
 
+    # a case closes no earlier than the work on it ends: the assessment, the enquiry's outcome,
+    # the protection plan, the CIN plan's shortest length
+    last = np.where(assessed, a_auth, dates)
+    last = np.where(s47, np.maximum(last, s47_outcome), last)
+    last = np.where(cp, np.maximum(last, cp_end), last)
+    last = np.where(cin_plan, np.maximum(last, plan_start + plan_min), last)
+    close = np.where(in_need, np.maximum(close, last), close)
+
     # death or emigration ends everything; the census date leaves cases open
     died = ~np.isnat(cohort.date_of_death[rows]) & (close > follow)
     reason[died] = "RC2"
     case_end[rows] = np.maximum(close, dates)
+    # (a case closing on the census date itself, such as a referral closed with no further
+    # action that day, is closed at the census)
+    open_case = (np.minimum(close, follow) >= census) & (close > census)
     close = np.minimum(close, follow)
-    open_case = close >= census
+    # work cut short by death or emigration ends with the case
+    ended = ~open_case
+    a_start = np.where(ended & assessed, np.minimum(a_start, close), a_start)
+    a_auth = np.where(ended & assessed, np.minimum(a_auth, close), a_auth)
+    cin_plan &= plan_start < close
     close = np.where(open_case, NAT, close)
     reason = np.where(open_case, None, reason)
-
-    cin_plan = in_need & ~cp & ~care & (rng.random(n) < params["social_care.cin_plan_share"])
-    plan_start = np.where(cin_plan, a_auth + rng.integers(0, 15, n), NAT)
-    cin_plan &= ~(plan_start > follow)
     plan_start = np.where(cin_plan, plan_start, NAT)
 
     out.add(
@@ -555,7 +603,7 @@ def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, la
         cat,
         _choice(rng, params["social_care.cp_category_shares"], len(c)),
     )
-    end_c = np.minimum(cp_end[c], follow[c])
+    end_c = np.minimum(cp_end[c], follow[c])  # a plan cut short by death or emigration
     out.add(
         "cp_plans",
         pd.DataFrame(
@@ -572,6 +620,30 @@ def _funnel(cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, la
         ),
     )
     cp_count[rows[c]] += 1
+
+
+def _march_31_ending(dates: np.ndarray) -> np.ndarray:
+    """The 31 March that ends the year (1 April to 31 March) each date falls in."""
+    years = (_fiscal_year(dates) - 1970).astype("datetime64[Y]")
+    april = years.astype("datetime64[M]") + 3
+    return april.astype("datetime64[D]") - 1
+
+
+def _authorised_by_year_end(rng, params, start, authorised, holidays):
+    """Authorisation dates, with no assessment still open at a 31 March past the time limit.
+
+    An assessment that would still be open at the 31 March after its start, having started
+    more than ``limit_working_days`` working days before it (counted as the DfE's query 8670Q
+    counts them), is authorised instead in the last ``window_working_days`` working days of
+    March.
+    """
+    ye = params["social_care.assessment_year_end"]
+    ref = _march_31_ending(start)
+    limit = add_working_days(ref, -(int(ye["limit_working_days"]) - 1), holidays)
+    late = (authorised > ref) & (start < limit)
+    back = rng.integers(0, int(ye["window_working_days"]) + 1, len(start))
+    year_end = add_working_days(previous_working_day(ref, holidays), -back, holidays)
+    return np.where(late, np.maximum(year_end, start), authorised)
 
 
 def _care_periods(cohort, params, rng, rows, start, uasc, ref_id, la, after_cp):
