@@ -26,10 +26,11 @@ RUNNER = REPO / "tests" / "validators" / "run_validators.py"
 SPEC = REPO / "src" / "trainkit" / "datasets" / "specs" / "SSDA903_schema_2024.yml"
 
 # DfE rules that fire on a clean return for reasons documented in docs/ssda903.md: a limit of the
-# validator (it sees one year back; shallow copies between rules; 1016 counts leaving care on the
-# 18th birthday as leaving after it, checked row by row below), or a conflict between two years'
-# rules or between a rule and a true history. The simulated truth itself raises none.
-VALIDATOR_LIMITS = {"1001", "1002", "575", "577", "SW12STG2", "1016"}
+# validator (it sees one year back; shallow copies between rules; 633's LA list predates the
+# newest LAs; 1016 counts leaving care on the 18th birthday as leaving after it, checked row by
+# row below), or a conflict between two years' rules or between a rule and a true history. The
+# simulated truth itself raises none.
+VALIDATOR_LIMITS = {"1001", "1002", "575", "577", "SW12STG2", "633", "1016"}
 RULE_CONFLICTS = {"503F", "187", "SW11bSTG2"}
 EXEMPT = VALIDATOR_LIMITS | RULE_CONFLICTS
 SWEEP = REPO / "tests" / "validators" / "sweep_903.py"

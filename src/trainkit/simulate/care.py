@@ -556,6 +556,8 @@ def _provider_by_location(rng, shares: dict, inside: np.ndarray, p_inside: float
     that over all placements each provider keeps its share (PR1 capped at every inside one).
     """
     codes = list(shares)
+    if "PR1" not in codes or all(float(v) == 0 for c, v in shares.items() if c != "PR1"):
+        return _pick_map(rng, shares, len(inside))  # nothing to trade own provision against
     p = np.array([float(v) for v in shares.values()])
     p = p / p.sum()
     own = codes.index("PR1")
