@@ -104,6 +104,11 @@ def test_missing_episodes_of_a_child_do_not_overlap(shard):
     assert len(mi) > 100
     assert prev_end[later].notna().all()  # an open episode is the child's last
     assert (mi["start_date"][later] > prev_end[later]).all()
+    # nor are they missing when care ends, unless care ends for "any other reason" (E8, rule 580)
+    per = mi.merge(shard["care_periods"][["period_id", "end_date", "reason_ended"]],
+                   on="period_id", suffixes=("", "_care"))  # fmt: skip
+    ended = per["end_date_care"].notna() & (per["reason_ended"] != "E8")
+    assert (per.loc[ended, "end_date"] < per.loc[ended, "end_date_care"]).all()
 
 
 def test_care_leaver_outcomes_are_for_care_leavers_of_the_responsible_la(shard):

@@ -246,9 +246,9 @@ DECISION_CEASED_OTHER = "RD4"
 """REASON_PLACED_CEASED when an adoption-route period ends by death or emigration."""
 
 PLANNED_LENGTH_DRAWS = 32
-"""Draws of an adoption-route period's planned length, the first longer than the time already
-spent is taken (a vectorised draw from the length distribution given that the period is still
-open, or was cut short)."""
+"""Draws of an adoption-route period's planned length, of which the first longer than the time
+already spent is taken: a vectorised draw from the length distribution given that the period is
+still open (or was cut short)."""
 
 FOSTER_PLACEMENTS = ("U1", "U3", "U4", "U5", "U6")
 """Foster placements, whose carers may go on to adopt the child (placement A5)."""
@@ -317,7 +317,10 @@ def _adoption_plan(periods, start, stop, params, rng) -> pd.DataFrame:
     for kind, shares in a["legal_status"].items():
         m = couple == kind
         legal[m] = _pick_map(rng, shares, int(m.sum()))
-    reached = lambda d: np.where(d < st, d, NAT)  # noqa: E731
+
+    def reached(d):  # a stage after the period's end (or the census date) is not reached
+        return np.where(d < st, d, NAT)
+
     ended_otherwise = ~np.isnat(end[idx]) & ~done
     return pd.DataFrame(
         {
@@ -553,6 +556,8 @@ def _provider_by_location(rng, shares: dict, inside: np.ndarray, p_inside: float
     that over all placements each provider keeps its share (PR1 capped at every inside one).
     """
     codes = list(shares)
+    if "PR1" not in codes or all(float(v) == 0 for c, v in shares.items() if c != "PR1"):
+        return _pick_map(rng, shares, len(inside))  # nothing to trade own provision against
     p = np.array([float(v) for v in shares.values()])
     p = p / p.sum()
     own = codes.index("PR1")
@@ -581,7 +586,11 @@ def _missing(periods, row, start, stop, cohort, params, rng):
     # the end of any earlier one in the same period
     order = np.lexsort((s, idx))
     s, idx, length = s[order], idx[order], length[order]
-    e = np.minimum(s + length, stop[idx])
+    # a child missing when care ends would leave care for "any other reason" (E8, DfE rule 580):
+    # in a period that ended otherwise, the child is back by the day before it ended
+    ended = ~np.isnat(periods["end_date"].to_numpy("datetime64[D]"))
+    back_by = np.where(ended & (periods["reason_ended"].to_numpy(object) != "E8"), stop - 1, stop)
+    e = np.maximum(np.minimum(s + length, back_by[idx]), s)
     ends = pd.Series(e.astype("datetime64[D]").astype(np.int64))
     before = ends.groupby(idx).cummax().groupby(idx).shift(1).to_numpy()
     keep = ~(s.astype(np.int64) <= np.nan_to_num(before, nan=-(2**40)))
