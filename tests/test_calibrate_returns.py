@@ -30,7 +30,6 @@ from trainkit.calibrate import (
 )
 from trainkit.calibrate_returns import _day_numbers
 from trainkit.config import make_config
-from trainkit.datasets import cin
 from trainkit.errors import DataError
 from trainkit.simulate.engine import generate
 from trainkit.truth import read_truth
@@ -413,74 +412,14 @@ def figures(clean_run: Path, realistic_run: Path, tmp_path_factory) -> dict[str,
     }
 
 
-def _collection_year(days: np.ndarray) -> np.ndarray:
-    years = days.astype("datetime64[Y]").astype(np.int64) + 1970
-    months = days.astype("datetime64[M]").astype(np.int64) % 12 + 1
-    return years + (months >= 4)
-
-
-def _conference_day(dates: pd.Series) -> np.ndarray:
-    """The CIN writer's convention (docs/cin.md): a conference the truth puts at a weekend or on a
-    bank holiday is held the working day before (after, if that is in the previous year)."""
-    d = dates.to_numpy("datetime64[D]")
-    holidays = cin.england_bank_holidays(1990, 2030)
-    back = np.busday_offset(d, 0, roll="backward", holidays=holidays)
-    forward = np.busday_offset(d, 0, roll="forward", holidays=holidays)
-    return np.where(_collection_year(back) != _collection_year(d), forward, back)
-
-
-def writer_repairs(run: Path) -> dict[str, tuple[int, int]]:
-    """(returns - truth) of each figure that the CIN writer's repairs move, from the truth alone.
-
-    The truth has a few child protection plans that outlive their CIN episode: a plan still open
-    when its referral closed, or starting after it closed. An LA's system cannot hold that, so
-    the CIN census return (cin.py, `_LAView`) ends such a plan with the episode and leaves out a
-    plan that starts after it (docs/cin.md, "Where the truth has activity after a case closed").
-    Reported to the simulation's owner; once the truth is consistent these are all zero.
-    """
-    plans = read_truth(run, "cp_plans")
-    referrals = read_truth(run, "referrals", columns=["referral_id", "closure_date"])
-    plans = plans.merge(referrals, on="referral_id", how="left", validate="many_to_one")
-    start = pd.Series(_conference_day(plans["start_date"]))
-    closed = plans["closure_date"]
-    dropped = (start > closed).to_numpy()  # NaT compares False: an open episode keeps its plans
-    order = plans.sort_values(["person_id", "start_date"], kind="stable").index
-    earlier = pd.Series(0, index=plans.index)
-    earlier[order] = plans.loc[order].groupby("person_id").cumcount().to_numpy()
-    gaps = {}
-    for t in load_targets().targets:
-        if t.date is None:
-            continue
-        day, first = pd.Timestamp(t.date), pd.Timestamp(t.date) - pd.DateOffset(years=1)
-        in_year = ((plans["start_date"] > first) & (plans["start_date"] <= day)).to_numpy()
-        if t.measure == "cp_plans_at":
-            open_ = (plans["start_date"] <= day) & (
-                plans["end_date"].isna() | (plans["end_date"] > day)
-            )
-            kept = open_ & ~dropped & (closed.isna() | (closed > day))
-            pairs = plans[["person_id", "la_code"]]
-            gaps[t.key] = (
-                len(pairs[kept].drop_duplicates()) - len(pairs[open_].drop_duplicates()),
-                0,
-            )
-        elif t.measure == "cp_plans_starting":
-            gaps[t.key] = (-int(np.count_nonzero(in_year & dropped)), 0)
-        elif t.measure == "cp_subsequent_share":
-            subsequent = in_year & dropped & (earlier > 0).to_numpy()
-            gaps[t.key] = (-int(subsequent.sum()), -int(np.count_nonzero(in_year & dropped)))
-    return gaps
-
-
-def test_clean_returns_give_the_truths_figures(figures, clean_run: Path):
+def test_clean_returns_give_the_truths_figures(figures):
+    """Every count and denominator, exactly: the truth holds only what an LA's system can hold,
+    so the returns record it as it is (no writer repairs)."""
     truth, returns = figures["truth"], figures["clean"]
     assert set(returns) == set(truth) - PUPIL_KEYS
-    gaps = writer_repairs(clean_run)
-    for key, (numerator, denominator) in returns.items():
-        gap = gaps.get(key, (0, 0))
-        expected = (truth[key][0] + gap[0], truth[key][1] + gap[1])
-        assert (numerator, denominator) == expected, (
-            f"{key}: from the returns {numerator}/{denominator}, from the truth {truth[key]}, "
-            f"writer repairs {gap}"
+    for key, counts in returns.items():
+        assert counts == truth[key], (
+            f"{key}: from the returns {counts}, from the truth {truth[key]}"
         )
 
 
@@ -532,6 +471,8 @@ def test_realistic_returns_move_by_no_more_than_their_errors(figures, realistic_
         assert max(change) <= bound, f"{t.key}: {clean[t.key]} -> {messy[t.key]}, {logged} errors"
         moved += sum(change)
     assert moved > 0  # the recording errors do reach the published figures
-    # and at this size they stay small: each figure within 5% of the clean one or 3 records
+    # and they stay small: each figure within 10% of the clean one or 5 records (the largest move
+    # is the no-further-action count: the NFA-flag anomaly hits about 0.3% of referrals, which is
+    # about 5% of the 6% closed with no further action)
     for key, (numerator, _) in messy.items():
-        assert abs(numerator - clean[key][0]) <= max(3, math.ceil(0.05 * clean[key][0])), key
+        assert abs(numerator - clean[key][0]) <= max(5, math.ceil(0.10 * clean[key][0])), key
