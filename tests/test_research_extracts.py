@@ -292,8 +292,12 @@ def test_bridging_rates_in_the_published_range_and_lower_for_the_right_groups(cl
     deprived = g.loc[g["decile"] <= 3, "linked"].mean()
     affluent = g.loc[g["decile"] >= 8, "linked"].mean()
     assert deprived < affluent
-    assert g.loc[g["adopted"], "linked"].mean() < g.loc[~g["adopted"], "linked"].mean()
-    assert g["adopted"].sum() >= 20
+    # adopted children and UASC link less often (log-odds -1.2 and -2.0). A shard holds about 70
+    # adopted pupils, of whom about 3 are expected unlinked, too few to compare on their own (all
+    # linked about 3% of the time), so the test pools the two groups whose identity changed
+    changed = g["adopted"] | g["uasc"]
+    assert g["adopted"].sum() >= 20 and g["uasc"].sum() >= 20
+    assert g.loc[changed, "linked"].mean() < g.loc[~changed, "linked"].mean()
     # match steps: mostly exact at stage 1, codes as LE defines them
     steps = bridge["pds_matchstep"].dropna().astype(int)
     step = np.where(steps < 100, steps // 10, steps // 10_000)

@@ -506,7 +506,12 @@ def _check_rows(rel: str, frame: pd.DataFrame, entries: pd.DataFrame) -> list:
         if field not in frame:
             problems.append((field, "no such column"))
             continue
-        held = set(zip(record_id, rows[field], strict=True))
+        # the record may be named by any of its identifier columns (a CIN module row holds a PMR
+        # and an anonymised LA child id, and either can be another entry's record id)
+        held = set()
+        for col in rows.columns:
+            has = rows[col].isin(ids).to_numpy()
+            held |= set(zip(rows.loc[has, col], rows.loc[has, field], strict=True))
         problems += [
             (field, r, v)
             for r, v in zip(group["record_id"], group["value_after"], strict=True)

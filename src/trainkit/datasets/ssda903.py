@@ -1301,6 +1301,9 @@ def _anomalies(ctx: RecordContext, prm: _Params, out: dict[str, pd.DataFrame]) -
     key_year = _key_year(head["_key"], head["_year"])
     in_last = np.isin(key_year - 1, key_year)
     hit = _pick(ctx, prm, "dob_changed", in_last)
+    # last year's DOB must be the true one: a change on top of last year's error could give
+    # last year's value back, and the two returns would then agree
+    hit &= ~np.isin(key_year - 1, key_year[hit | ~_untouched(head, "DOB")])
     if not hit.any():
         return
     dob = head.loc[hit, "_dob"].to_numpy("datetime64[D]")
