@@ -35,7 +35,8 @@ def test_partitions_cover_every_row_once_in_file_order():
 
 
 @pytest.mark.parametrize("module", [ssda903, cin], ids=["ssda903", "cin"])
-def test_write_partitions_equals_one_file_at_a_time(records, module, tmp_path):
+def test_write_partitions_equals_one_file_at_a_time(records, module, tmp_path, monkeypatch):
+    monkeypatch.setattr(cin, "WRITE_BATCH_ROWS", 50)  # many batches, files across their edges
     one, fast = tmp_path / "one", tmp_path / "fast"
     for table in module.TABLES:
         frame = records[table.name]

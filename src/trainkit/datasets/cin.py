@@ -1061,26 +1061,45 @@ def write_partition(table: OutputTable, frame: pd.DataFrame, path: Path) -> int:
     return n_children
 
 
+WRITE_BATCH_ROWS = 200_000
+"""Rows converted to text at once by :func:`write_partitions`: the files of a batch share one
+conversion, and memory stays bounded however large the run (a national run has millions)."""
+
+
 def write_partitions(table: OutputTable, frame: pd.DataFrame, root: Path) -> int:
     """Write every LA-year file of ``frame`` (rows with ``_year`` and ``_la``) under ``root``.
 
     The same files as :func:`write_partition` called on each group, faster for many files (the
-    values are converted once). Returns the number of children written.
+    values of a batch of files, up to ``WRITE_BATCH_ROWS`` rows, are converted at once).
+    Returns the number of children written.
     """
-    values = _matrix(frame)
-    year = frame["_year"].to_numpy(np.int64)
-    la = frame["_la"].to_numpy(np.int64)
-    order = np.lexsort((la, year))
-    key = (year * 1000 + la)[order]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    from .registry import partitions  # the registry imports this module
+
     total = 0
-    for first, end in zip(starts, np.r_[starts[1:], len(order)], strict=True):
-        rows = np.sort(order[first:end])  # file order within the LA-year
-        text, n_children = _to_xml(values[rows])
-        path = root / table.path.format(year=year[rows[0]], la=la[rows[0]])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(text.encode("utf-8"))
-        total += n_children
+    batch: list[tuple[int, int, np.ndarray]] = []
+
+    def flush() -> int:
+        values = _matrix(frame.iloc[np.concatenate([rows for _, _, rows in batch])])
+        written, at = 0, 0
+        for year, la, rows in batch:
+            text, n_children = _to_xml(values[at : at + len(rows)])
+            at += len(rows)
+            path = root / table.path.format(year=year, la=la)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(text.encode("utf-8"))
+            written += n_children
+        batch.clear()
+        return written
+
+    size = 0
+    for year, la, rows in partitions(frame):
+        batch.append((year, la, rows))
+        size += len(rows)
+        if size >= WRITE_BATCH_ROWS:
+            total += flush()
+            size = 0
+    if batch:
+        total += flush()
     return total
 
 
