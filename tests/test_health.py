@@ -480,3 +480,23 @@ def test_empty_social_care_and_tiny_cohort(params):
     out = simulate_health(cohort, {}, params, np.random.default_rng(1))
     for table in TABLES:
         assert list(out[table.name].columns) == table.column_names
+
+
+def test_a_birth_spell_is_open_only_for_a_baby_in_hospital_on_the_census_date():
+    from trainkit.config import make_config
+    from trainkit.simulate.engine import plan_shards, record_context
+
+    # the make-run dataset's third shard has babies who left England before their discharge
+    cfg = make_config({"children": 50_000, "seed": 20240331})
+    ctx = record_context(cfg, plan_shards(cfg)[2])
+    cohort, births = ctx.cohort, ctx.truth["births"]
+    rows = _rows(cohort, births.person_id)
+    end = cohort.follow_up_end[rows]
+    discharge = births.discharge_date.to_numpy().astype("datetime64[D]")
+    open_ = np.isnat(discharge)
+    # a baby who died or left England before discharge ends the spell that day (else HES would
+    # show a spell open for years); only babies still in hospital at the census date are open
+    assert (end[open_] == cohort.census_date).all()
+    assert (discharge[~open_] <= end[~open_]).all()
+    early = discharge[~open_] - births.delivery_date.to_numpy().astype("datetime64[D]")[~open_]
+    assert ((end[~open_] < cohort.census_date) & (discharge[~open_] == end[~open_])).any(), early

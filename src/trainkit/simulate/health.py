@@ -572,8 +572,9 @@ def _simulate_births(
     stay = np.round(extra).astype(np.int64) + rng.geometric(1 / (stay_mean + 1)) - 1
     discharge = dob + stay
     end = cohort.follow_up_end[rows]
-    died = cohort.date_of_death[rows] == end
-    discharge = np.where(discharge <= end, discharge, np.where(died, end, NAT))
+    # a baby who dies or leaves England before discharge ends the spell that day; only a baby
+    # still in hospital on the census date has no discharge date
+    discharge = np.where(discharge <= end, discharge, np.where(end < cohort.census_date, end, NAT))
 
     shares = p["health.delivery_method_shares"]
     codes = np.array(list(shares), dtype=str)
