@@ -43,7 +43,7 @@ from ..simulate.working_days import (
     previous_working_day,
 )
 from . import messiness
-from .record import RecordContext
+from .record import RecordContext, partitions
 from .schema import Field, OutputTable, codes_from
 
 DATASET = "cin"
@@ -1073,8 +1073,6 @@ def write_partitions(table: OutputTable, frame: pd.DataFrame, root: Path) -> int
     values of a batch of files, up to ``WRITE_BATCH_ROWS`` rows, are converted at once).
     Returns the number of children written.
     """
-    from .registry import partitions  # the registry imports this module
-
     total = 0
     batch: list[tuple[int, int, np.ndarray]] = []
 

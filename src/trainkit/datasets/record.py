@@ -222,3 +222,19 @@ class RecordContext:
         tag = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
         seq = np.random.SeedSequence(self.seed, spawn_key=(RECORD_STREAM, self.shard, tag))
         return np.random.default_rng(seq)
+
+
+def partitions(frame: pd.DataFrame):
+    """The LA-years of a record frame, in (year, LA) order: ``(year, la, rows)`` per file, with
+    ``rows`` the positions of its rows in their original order. One sort for all files, where a
+    pandas ``groupby`` would copy every group."""
+    year = frame["_year"].to_numpy(np.int64)
+    la = frame["_la"].to_numpy(np.int64)
+    order = np.lexsort((np.arange(len(frame)), la, year))
+    key = (year * 1000 + la)[order]
+    if not len(order):
+        return
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    for first, end in zip(starts, np.r_[starts[1:], len(order)], strict=True):
+        rows = order[first:end]
+        yield int(year[rows[0]]), int(la[rows[0]]), rows

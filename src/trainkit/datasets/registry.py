@@ -11,14 +11,13 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..simulate.schema import Column, Table
 from . import cin, hes, identity, npd, ssda903
-from .record import RecordContext
+from .record import RecordContext, partitions
 from .schema import OutputTable
 
 MODULES: tuple = (identity, ssda903, cin, npd, hes)
@@ -135,22 +134,6 @@ def write_csv(table: OutputTable, frame: pd.DataFrame, path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(buf.getvalue(), encoding="utf-8", newline="")
     return len(frame)
-
-
-def partitions(frame: pd.DataFrame):
-    """The LA-years of a record frame, in (year, LA) order: ``(year, la, rows)`` per file, with
-    ``rows`` the positions of its rows in their original order. One sort for all files, where a
-    pandas ``groupby`` would copy every group."""
-    year = frame["_year"].to_numpy(np.int64)
-    la = frame["_la"].to_numpy(np.int64)
-    order = np.lexsort((np.arange(len(frame)), la, year))
-    key = (year * 1000 + la)[order]
-    if not len(order):
-        return
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    for first, end in zip(starts, np.r_[starts[1:], len(order)], strict=True):
-        rows = order[first:end]
-        yield int(year[rows[0]]), int(la[rows[0]]), rows
 
 
 def assemble(parts_dir: Path, root: Path, n_shards: int) -> dict[str, int]:

@@ -38,7 +38,7 @@ import pandas as pd
 
 from ..simulate.context import add_years
 from .identifiers import UPN_PATTERN, UPN_UNKNOWN_CODES, UPN_UNKNOWN_CODES_903
-from .record import RecordContext
+from .record import RecordContext, partitions
 from .schema import Field, OutputTable, codes_from
 
 DATASET = "ssda903"
@@ -1455,7 +1455,7 @@ def write_partition(table: OutputTable, frame: pd.DataFrame, path: Path) -> int:
         year = int(path.parent.parent.name)
         for other in TABLES[1:]:
             if other.exists_in(year):
-                _write_csv(other, frame.iloc[0:0], path.parent / Path(other.path).name)
+                _write_rows(other, [], path.parent / Path(other.path).name)
     return _write_csv(table, frame, path)
 
 
@@ -1466,8 +1466,6 @@ def write_partitions(table: OutputTable, frame: pd.DataFrame, root: Path) -> int
     of small files of a national run (the values are converted to Python rows once). Returns
     the number of records written.
     """
-    from .registry import partitions  # the registry imports this module
-
     values = frame[table.field_names].to_numpy(dtype=object, na_value="").tolist()
     total = 0
     for year, la, rows in partitions(frame):
@@ -1481,7 +1479,8 @@ def write_partitions(table: OutputTable, frame: pd.DataFrame, root: Path) -> int
 
 
 def _write_rows(table: OutputTable, rows: list[list[str]], path: Path) -> int:
-    """A CSV of ``rows`` (values in field order) as LAs upload it; see :func:`_write_csv`."""
+    """A CSV of ``rows`` (values in field order) as LAs upload it: the column row, then one
+    row per record, CRLF line ends."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(table.field_names)
@@ -1493,11 +1492,5 @@ def _write_rows(table: OutputTable, rows: list[list[str]], path: Path) -> int:
 
 def _write_csv(table: OutputTable, frame: pd.DataFrame, path: Path) -> int:
     """A CSV as LAs upload it: the column row, then one row per record, CRLF line ends."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(table.field_names)
-    if len(frame):
-        writer.writerows(frame[table.field_names].itertuples(index=False, name=None))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(buf.getvalue(), encoding="utf-8", newline="")
-    return len(frame)
+    rows = frame[table.field_names].itertuples(index=False, name=None)
+    return _write_rows(table, list(rows), path)
