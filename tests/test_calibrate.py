@@ -363,6 +363,21 @@ def test_cla_at_31_march_is_33_per_10k_with_33_children(tmp_path: Path):
     assert not report.ok
 
 
+def test_an_adopted_child_back_in_care_counts_as_a_new_child(run_dir: Path):
+    """The returns know an adopted child who comes back by a new id, so the DfE counts them
+    again; the truth does the same once it knows of the adoption order."""
+    starter = int(RESIDENT[4100])  # two periods starting in the year, one after the other
+    _write(run_dir, "adoptions", {
+        "person_id": pa.array([starter, int(RESIDENT[4200])], pa.int64()),
+        "date_adopted": _dates([D(2023, 12, 1), None]),  # the second: still under way
+    })  # fmt: skip
+    lines = {line.key: line for line in calibrate(run_dir).lines}
+    assert lines["cla_starts_2024"].numerator == 27 + 1
+    assert lines["cla_ceased_2024"].numerator == 29  # one ceasing: before the order
+    assert lines["cla_at_31_march_2024"].numerator == 69
+    assert lines["cla_male_share_2024"].denominator == 69
+
+
 def test_tolerance_rule(report: CalibrationReport):
     lines = {line.key: line for line in report.lines}
     # rates: the larger of 10% and two Poisson standard errors of the expected count

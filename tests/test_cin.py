@@ -97,8 +97,15 @@ def _truth_children(ctx, year: int) -> set[tuple[int, str]]:
     open_in_year = (r["referral_date"] <= ref) & (
         r["closure_date"].isna() | (r["closure_date"] >= start)
     )
-    pairs = r.loc[open_in_year, ["person_id", "la_code"]].drop_duplicates()
-    ids = ctx.la_child_ids(pairs["person_id"].to_numpy(), pairs["la_code"].to_numpy())
+    pairs = r.loc[open_in_year, ["person_id", "la_code", "referral_date"]]
+    # an adopted child referred again is a new child to the LA
+    gen = ctx.identity_generation(
+        pairs["person_id"].to_numpy(), pairs["referral_date"].to_numpy("datetime64[D]")
+    )
+    pairs = pairs.assign(gen=gen).drop_duplicates(["person_id", "la_code", "gen"])
+    ids = ctx.la_child_ids(
+        pairs["person_id"].to_numpy(), pairs["la_code"].to_numpy(), pairs["gen"].to_numpy()
+    )
     return set(zip(pairs["la_code"].astype(int), ids, strict=True))
 
 
@@ -201,6 +208,33 @@ def test_every_child_with_a_referral_in_the_year_is_in_the_right_la_year(clean):
         assert not got.duplicated(["_la", "LAchildID"]).any()
 
 
+def test_an_adopted_child_referred_again_is_a_new_child_to_the_la(clean):
+    """After an adoption order the child has a new identity: a referral after it comes under a
+    new LAchildID (and UPN), never the id whose case closed with RC1 (adopted)."""
+    details = clean.read[clean.read["Block"] == "CINdetails"]
+    adopted = details[details["ReasonForClosure"] == "RC1"]
+    closed = adopted.groupby(["_la", "LAchildID"])["CINclosureDate"].min().rename("_closed")
+    later = details.merge(closed.reset_index(), on=["_la", "LAchildID"])
+    assert len(adopted) > 0
+    assert not (later["CINreferralDate"] > later["_closed"]).any()
+    # the shard has adopted children referred again after the order, each under its new id
+    r = clean.ctx.truth["referrals"]
+    orders = clean.ctx.adoption_orders()
+    r = r[r["person_id"].isin(orders.index)]
+    day = r["referral_date"].to_numpy("datetime64[D]")
+    r = r[day >= orders.reindex(r["person_id"]).to_numpy("datetime64[D]")]
+    r = r[r["referral_date"] >= _bounds(min(clean.ctx.years))[0]]
+    assert len(r) > 0
+    new_ids = clean.ctx.la_child_ids(r["person_id"].to_numpy(), r["la_code"].to_numpy(), 1)
+    kids = clean.read[clean.read["Block"] == "Child"]
+    assert set(zip(r["la_code"].astype(int), new_ids, strict=True)) <= set(
+        zip(kids["_la"].astype(int), kids["LAchildID"], strict=True)
+    )
+    old_ids = clean.ctx.la_child_ids(r["person_id"].to_numpy(), r["la_code"].to_numpy(), 0)
+    old_upn = set(kids.loc[kids["LAchildID"].isin(old_ids), "UPN"]) - {""}
+    assert not old_upn & set(kids.loc[kids["LAchildID"].isin(new_ids), "UPN"])
+
+
 def test_referrals_closed_with_no_further_action_are_returned(clean):
     r = clean.ctx.truth["referrals"]
     details = clean.read[clean.read["Block"] == "CINdetails"]
@@ -211,7 +245,10 @@ def test_referrals_closed_with_no_further_action_are_returned(clean):
     for year in clean.ctx.years:
         start, ref = _bounds(year)
         t = r[r["nfa"] & (r["referral_date"] >= start) & (r["referral_date"] <= ref)]
-        ids = clean.ctx.la_child_ids(t["person_id"].to_numpy(), t["la_code"].to_numpy())
+        gen = clean.ctx.identity_generation(
+            t["person_id"].to_numpy(), t["referral_date"].to_numpy("datetime64[D]")
+        )
+        ids = clean.ctx.la_child_ids(t["person_id"].to_numpy(), t["la_code"].to_numpy(), gen)
         day = t["referral_date"].dt.strftime("%Y-%m-%d")
         want = set(zip(t["la_code"].astype(int), ids, day, day, strict=True))
         assert want <= got
@@ -390,9 +427,14 @@ def test_every_recorded_identifier_is_linked(clean):
     la_ids = links[links["la_code"].notna()]
     linked = set(zip(la_ids["la_code"].astype(int), la_ids["source_id"], strict=True))
     assert set(zip(kids["_la"].astype(int), kids["LAchildID"], strict=True)) <= linked
-    # each link names the child the LA's id belongs to
-    again = clean.ctx.la_child_ids(la_ids["person_id"].to_numpy(), la_ids["la_code"].to_numpy())
-    assert (again == la_ids["source_id"].to_numpy()).all()
+    # each link names the child the LA's id belongs to: the birth identity's id, or for an
+    # adopted child, possibly the adoptive identity's
+    pid, la = la_ids["person_id"].to_numpy(), la_ids["la_code"].to_numpy()
+    birth = clean.ctx.la_child_ids(pid, la, 0)
+    adoptive = clean.ctx.la_child_ids(pid, la, 1)
+    adopted = np.isin(pid, clean.ctx.adoption_orders().index.to_numpy())
+    source = la_ids["source_id"].to_numpy()
+    assert ((birth == source) | (adopted & (adoptive == source))).all()
     national = set(links.loc[links["la_code"].isna(), "source_id"])
     upns = set(kids["UPN"]) | set(kids["FormerUPN"])
     assert upns - {""} <= national

@@ -286,6 +286,8 @@ def test_max_people_leaves_one_spare_number_per_hundred_people():
     assert ids.MAX_PEOPLE == 900_090
     spare = ids.NHS_TEST_CAPACITY - ids.MAX_PEOPLE
     assert spare * ids.NHS_REISSUE_RESERVE >= ids.MAX_PEOPLE
+    # every person of the largest run gets LA child ids in both identities
+    assert ids.MAX_PEOPLE <= ids.LA_CHILD_ID_CAPACITY
 
 
 @pytest.mark.parametrize("population", [2_400, 250_000, ids.MAX_PEOPLE])
@@ -384,6 +386,28 @@ def test_a_child_who_moves_la_gets_a_new_id():
 def test_la_child_id_capacity_error():
     with pytest.raises(ValueError, match="LA_CHILD_ID_CAPACITY"):
         ids.la_child_ids([ids.LA_CHILD_ID_CAPACITY + 1], [886], salt=SALT)
+    with pytest.raises(ValueError, match="generation"):
+        ids.la_child_ids([5], [886], salt=SALT, generation=2)
+
+
+def test_an_adopted_child_gets_a_new_id_unlike_every_other_childs(people):
+    """The adoptive identity's id (generation 1) is new in the LA: it differs from every birth
+    identity's id there, and the birth ids are those of a run without adoptions."""
+    person_ids, las, _ = people
+    birth = ids.la_child_ids(person_ids, las, salt=SALT)
+    assert np.array_equal(birth, ids.la_child_ids(person_ids, las, salt=SALT, generation=0))
+    adoptive = ids.la_child_ids(person_ids, las, salt=SALT, generation=1)
+    pairs = np.char.add(np.r_[las, las].astype(str), np.char.add("|", np.r_[birth, adoptive]))
+    assert len(np.unique(pairs)) == 2 * N
+    styles = ids.la_child_id_styles(las)
+    for name, pattern in STYLE_PATTERNS.items():
+        mine = adoptive[styles == name]
+        assert all(re.fullmatch(pattern, c) for c in mine[:2000])
+    # the largest person_id, in both identities, still fits every style
+    top = ids.la_child_ids([ids.LA_CHILD_ID_CAPACITY] * 2, [886, 202], salt=SALT, generation=1)
+    assert all(len(c) <= ids.LA_CHILD_ID_MAX_LENGTH for c in top)
+    keys = ids.person_la_keys([12, 12], [886, 886], generation=[0, 1])
+    assert keys[0] != keys[1] and keys[0] == ids.person_la_keys(12, 886)
 
 
 # --------------------------------------------------------------------------------------------

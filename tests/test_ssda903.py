@@ -83,7 +83,11 @@ def heavy(shard, tmp_path_factory):
 
 def _truth_episodes(shard) -> pd.DataFrame:
     ep = shard.truth["care_episodes"].copy()
-    ep["CHILD"] = shard.la_child_ids(ep["person_id"].to_numpy(), ep["la_code"].to_numpy())
+    per = shard.truth["care_periods"].set_index("period_id")["start_date"]
+    # a child adopted and looked after again is a new child to the LA (from the period's start)
+    pid = ep["person_id"].to_numpy()
+    gen = shard.identity_generation(pid, per.reindex(ep["period_id"]).to_numpy("datetime64[D]"))
+    ep["CHILD"] = shard.la_child_ids(pid, ep["la_code"].to_numpy(), gen)
     return ep
 
 
@@ -243,7 +247,9 @@ def test_ad1_rows_match_the_adoptions_in_each_year(shard, clean):
     records, _ = clean
     ad1 = records["ssda903.ad1"]
     ad = shard.truth["adoptions"]
-    child = shard.la_child_ids(ad["person_id"].to_numpy(), ad["la_code"].to_numpy())
+    pid = ad["person_id"].to_numpy()
+    gen = shard.identity_generation(pid, ad["date_adopted"].to_numpy("datetime64[D]") - 1)
+    child = shard.la_child_ids(pid, ad["la_code"].to_numpy(), gen)
     for year in shard.years:
         t = ad[_in_year(ad["date_adopted"], ad["date_adopted"], year).to_numpy()]
         c = child[_in_year(ad["date_adopted"], ad["date_adopted"], year).to_numpy()]
@@ -272,7 +278,9 @@ def test_oc2_oc3_uasc_and_previous_permanence_follow_the_collection_rules(shard,
     bday = pd.to_datetime(clo["birthday"])
     year = bday.dt.year + (bday.dt.month >= 4)
     clo = clo[year.isin(shard.years).to_numpy()]
-    child = shard.la_child_ids(clo["person_id"].to_numpy(), clo["la_code"].to_numpy())
+    pid = clo["person_id"].to_numpy()
+    gen = shard.identity_generation(pid, clo["birthday"].to_numpy("datetime64[D]"))
+    child = shard.la_child_ids(pid, clo["la_code"].to_numpy(), gen)
     want = _tuples(clo["la_code"], child, clo["in_touch"], clo["activity"], clo["accommodation"])
     assert _tuples(oc3["_la"], oc3["CHILD"], oc3["IN_TOUCH"], oc3["ACTIV"], oc3["ACCOM"]) == want
     assert len(oc3) == len(clo)
@@ -307,10 +315,14 @@ def test_links_register_every_child_and_upn(shard, clean):
     upn = records["ssda903.header"]["UPN"]
     real = upn[(upn != "") & ~upn.isin(UPN_UNKNOWN_CODES_903)]
     assert set(real) <= set(links.loc[links["la_code"].isna(), "source_id"])
-    # a child's CHILD is the LA's id for that person
-    pid = links.loc[links["la_code"].notna()]
-    ids = shard.la_child_ids(pid["person_id"].to_numpy(), pid["la_code"].astype(int).to_numpy())
-    assert (ids == pid["source_id"].to_numpy()).all()
+    # a child's CHILD is the LA's id for that person: for the birth identity, or for an adopted
+    # child possibly the adoptive one (a new child to the LA after the order)
+    per_la = links.loc[links["la_code"].notna()]
+    pid, la = per_la["person_id"].to_numpy(), per_la["la_code"].astype(int).to_numpy()
+    source = per_la["source_id"].to_numpy()
+    adopted = np.isin(pid, shard.adoption_orders().index.to_numpy())
+    birth, adoptive = (shard.la_child_ids(pid, la, g) == source for g in (0, 1))
+    assert (birth | (adopted & adoptive)).all()
 
 
 def test_clean_logs_nothing_and_recording_is_deterministic(shard, clean):
@@ -472,3 +484,40 @@ def test_clean_returns_of_several_las_and_years_raise_only_documented_dfe_rules(
     report = json.loads(done.stdout)
     assert len(report["returns"]) == 8 and report["rules_failed"] == {}
     assert _unexplained(report["errors"], folder) == set()
+
+
+def test_an_adopted_child_looked_after_again_is_a_new_child_to_the_la(shard, clean):
+    """DfE rules 199/334/1003: a child adopted from care who comes back into care has a new
+    legal identity, so a new CHILD (and UPN); only the previous permanence links the two."""
+    records, _ = clean
+    eps = records["ssda903.episodes"]
+    dec = pd.to_datetime(eps["DEC"], format="%d/%m/%Y")
+    decom = pd.to_datetime(eps["DECOM"], format="%d/%m/%Y")
+    adopted = eps.loc[eps["REC"].isin(["E11", "E12"]), ["_la", "CHILD"]].assign(
+        _adopted=dec[eps["REC"].isin(["E11", "E12"])]
+    )
+    later = eps.assign(_decom=decom).merge(adopted, on=["_la", "CHILD"])
+    assert not (later["_decom"] >= later["_adopted"]).any()
+    # the shard has adopted children who came back into the same LA's care: each is there under
+    # two ids, with a different UPN (or an unknown code), and PREV_PERM says adopted
+    per = shard.truth["care_periods"]
+    orders = shard.adoption_orders()
+    back = per[per["person_id"].isin(orders.index)]
+    back = back[
+        back["start_date"].to_numpy("datetime64[D]")
+        >= orders.reindex(back["person_id"]).to_numpy("datetime64[D]")
+    ]
+    ad = shard.truth["adoptions"].dropna(subset=["date_adopted"])[["person_id", "la_code"]]
+    back = back.merge(ad.drop_duplicates(), on=["person_id", "la_code"])
+    back = back[back["start_date"] >= pd.Timestamp(f"{min(shard.years) - 1}-04-01")]
+    assert len(back) > 0, "no adopted child came back into the same LA's care in this shard"
+    head = records["ssda903.header"]
+    pid, la = back["person_id"].to_numpy(), back["la_code"].to_numpy()
+    new_ids = shard.la_child_ids(pid, la, 1)
+    assert set(zip(la, new_ids, strict=True)) <= _tuples(head["_la"], head["CHILD"])
+    new_upn = head[head["CHILD"].isin(new_ids)].set_index(["_la", "CHILD"])["UPN"]
+    old_upn = head[head["CHILD"].isin(shard.la_child_ids(pid, la, 0))].set_index("_la")["UPN"]
+    assert not set(new_upn) & set(old_upn) - {"UN1", "UN2"}
+    pp = records["ssda903.previous_permanence"]
+    pp = pp[pp["CHILD"].isin(new_ids)]
+    assert len(pp) > 0 and (pp["PREV_PERM"] == "P1").all()  # P1: adoption

@@ -315,16 +315,21 @@ def independent_people(root: Path, clean_root: Path, links: pd.DataFrame) -> pd.
     # PMRs (a second one after some adoptions)
     add("npd", identifiers.pmrs(pid, _salt(npd.SALT_PMR)), pid)
     add("npd", identifiers.pmrs(pid, _salt(npd.SALT_PMR_NEW)), pid)
-    # LA-specific ids of the (person, LA) pairs linked
+    # LA-specific ids of the (person, LA) pairs linked; an adopted child is a new child to the
+    # LA after the order, so has a second id there
+    adopted = _truth(root, "adoptions").dropna(subset=["date_adopted"])["person_id"].unique()
     pairs = links.dropna(subset=["la_code"]).drop_duplicates(["dataset", "la_code", "person_id"])
     for dataset, group in pairs.groupby("dataset"):
         p, la = group["person_id"].to_numpy(np.int64), group["la_code"].to_numpy(np.int64)
-        if dataset in ("ssda903", "cin"):
-            add(dataset, identifiers.la_child_ids(p, la, _salt(3)), p, la)
-        else:
-            keys = identifiers.person_la_keys(p, la)
-            for offset in (npd.SALT_CIN_CHILD, npd.SALT_CLA_CHILD, npd.SALT_CLA_CHILD_LA):
-                add(dataset, identifiers.anon_ids(keys, _salt(offset)), p, la)
+        again = np.isin(p, adopted)
+        for gen, rows in ((0, slice(None)), (1, again)):
+            if dataset in ("ssda903", "cin"):
+                add(dataset, identifiers.la_child_ids(p[rows], la[rows], _salt(3), gen),
+                    p[rows], la[rows])  # fmt: skip
+            else:
+                keys = identifiers.person_la_keys(p[rows], la[rows], gen)
+                for offset in (npd.SALT_CIN_CHILD, npd.SALT_CLA_CHILD, npd.SALT_CLA_CHILD_LA):
+                    add(dataset, identifiers.anon_ids(keys, _salt(offset)), p[rows], la[rows])
     # UPNs: the first, allocated at first school entry by the school's LA in the year of entry;
     # and every UPN of the clean run's pupil records, each record found in the truth's census
     enrol = _truth(root, "school_enrolments").sort_values(["person_id", "entry_date"])

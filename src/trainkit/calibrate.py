@@ -87,9 +87,11 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "age_at_start",
     ),
     "pupil_census": ("person_id", "academic_year", "fsm_eligible", "sen_provision"),
+    "adoptions": ("person_id", "date_adopted"),
 }
 REQUIRED_TABLES = ("persons", "referrals", "cp_plans", "care_periods")
-OPTIONAL_TABLES = ("pupil_census",)
+OPTIONAL_TABLES = ("pupil_census", "adoptions")
+IDENTITIES = 2  # a child's identity in an LA's records: from birth (0), from an adoption order (1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,6 +360,27 @@ class _Truth:
                 self._cache[(name, c)] = _to_numpy(table.column(c), self.paths[name], c)
         return [self._cache[(name, c)] for c in cols]
 
+    def identity(self, person_id: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """0 before a child's first adoption order (or never adopted), 1 from it: an adopted
+        child is a new child to the LA's records, with a new id (as in the returns)."""
+        if not self.has("adoptions"):
+            return np.zeros(person_id.shape, np.int64)
+        adopted_pid, adopted_on = self.columns("adoptions", "person_id", "date_adopted")
+        order = np.lexsort((adopted_on, adopted_pid))
+        pid, first = adopted_pid[order], adopted_on[order]
+        keep = np.r_[True, pid[1:] != pid[:-1]] if pid.size else np.zeros(0, bool)
+        pid, first = pid[keep], first[keep]  # NEVER (no order yet) sorts last
+        if not pid.size:
+            return np.zeros(person_id.shape, np.int64)
+        at = np.minimum(np.searchsorted(pid, person_id), pid.size - 1)
+        order_day = np.where(pid[at] == person_id, first[at], NEVER)
+        return ((order_day != NEVER) & (day >= order_day)).astype(np.int64)
+
+    def la_children(self, name: str, date_column: str) -> np.ndarray:
+        """:func:`_children` keys of a table's rows, the identity taken on ``date_column``."""
+        pid, la, day = self.columns(name, "person_id", "la_code", date_column)
+        return _children(pid, la, self.identity(pid, day))
+
     def pupils(self, academic_year: int, column: str) -> np.ndarray:
         """One column of the pupil census for one academic year (row groups of others skipped)."""
         key = (f"pupil_census/{academic_year}", column)
@@ -422,13 +445,20 @@ def _distinct(ids: np.ndarray) -> int:
     return int(np.unique(ids).size)
 
 
-def _children(person_id: np.ndarray, la_code: np.ndarray) -> np.ndarray:
-    """One key per child in one LA (``person_id * 1000 + LA``; DfE LA numbers have 3 digits).
+def _children(person_id: np.ndarray, la_code: np.ndarray, identity: np.ndarray) -> np.ndarray:
+    """One key per child as one LA knows them: ``(person_id * 2 + identity) * 1000 + LA``.
 
     The DfE's national figures add up the LAs' returns, in which a child is known by an id of
-    that LA, so a child in two LAs' returns counts in each; the truth counts the same way.
+    that LA, so a child in two LAs' returns counts in each, and so does an adopted child who
+    comes back after the order under a new id; the truth counts the same way.
     """
-    return person_id.astype(np.int64) * LA_NUMBERS + la_code.astype(np.int64)
+    child = person_id.astype(np.int64) * IDENTITIES + identity.astype(np.int64)
+    return child * LA_NUMBERS + la_code.astype(np.int64)
+
+
+def _person_of(children: np.ndarray) -> np.ndarray:
+    """person_id of each :func:`_children` key."""
+    return children // (LA_NUMBERS * IDENTITIES)
 
 
 def _first_per_person(person: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -455,31 +485,27 @@ def _rereferrals(child: np.ndarray, referred: np.ndarray, t: Target) -> tuple[in
 
 
 def _children_in_need_at(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, la, start, end = truth.columns(
-        "referrals", "person_id", "la_code", "referral_date", "closure_date"
-    )
-    return _distinct(_children(pid, la)[_open_on(start, end, t.date)]), None
+    start, end = truth.columns("referrals", "referral_date", "closure_date")
+    children = truth.la_children("referrals", "referral_date")
+    return _distinct(children[_open_on(start, end, t.date)]), None
 
 
 def _cp_plans_at(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, la, start, end = truth.columns(
-        "cp_plans", "person_id", "la_code", "start_date", "end_date"
-    )
-    return _distinct(_children(pid, la)[_open_on(start, end, t.date)]), None
+    start, end = truth.columns("cp_plans", "start_date", "end_date")
+    children = truth.la_children("cp_plans", "start_date")
+    return _distinct(children[_open_on(start, end, t.date)]), None
 
 
 def _looked_after_at(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, la, start, end = truth.columns(
-        "care_periods", "person_id", "la_code", "start_date", "end_date"
-    )
-    return _distinct(_children(pid, la)[_open_on(start, end, t.date)]), None
+    start, end = truth.columns("care_periods", "start_date", "end_date")
+    children = truth.la_children("care_periods", "start_date")
+    return _distinct(children[_open_on(start, end, t.date)]), None
 
 
 def _uasc_looked_after_at(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, la, start, end, uasc = truth.columns(
-        "care_periods", "person_id", "la_code", "start_date", "end_date", "uasc"
-    )
-    return _distinct(_children(pid, la)[uasc & _open_on(start, end, t.date)]), None
+    start, end, uasc = truth.columns("care_periods", "start_date", "end_date", "uasc")
+    children = truth.la_children("care_periods", "start_date")
+    return _distinct(children[uasc & _open_on(start, end, t.date)]), None
 
 
 def _referrals_in_year(truth: _Truth, t: Target) -> tuple[int, int | None]:
@@ -493,21 +519,22 @@ def _cp_plans_starting(truth: _Truth, t: Target) -> tuple[int, int | None]:
 
 
 def _looked_after_starting(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, la, start = truth.columns("care_periods", "person_id", "la_code", "start_date")
-    return _distinct(_children(pid, la)[_in_year(start, t.date)]), None
+    (start,) = truth.columns("care_periods", "start_date")
+    children = truth.la_children("care_periods", "start_date")
+    return _distinct(children[_in_year(start, t.date)]), None
 
 
 def _looked_after_ceasing(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, la, end = truth.columns("care_periods", "person_id", "la_code", "end_date")
-    return _distinct(_children(pid, la)[_in_year(end, t.date)]), None
+    (end,) = truth.columns("care_periods", "end_date")
+    children = truth.la_children("care_periods", "start_date")
+    return _distinct(children[_in_year(end, t.date)]), None
 
 
 def _looked_after_ceasing_for_reasons(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, la, end, reason = truth.columns(
-        "care_periods", "person_id", "la_code", "end_date", "reason_ended"
-    )
+    end, reason = truth.columns("care_periods", "end_date", "reason_ended")
+    children = truth.la_children("care_periods", "start_date")
     codes = np.asarray([str(c) for c in t.options["reasons"]], dtype=object)
-    return _distinct(_children(pid, la)[_in_year(end, t.date) & np.isin(reason, codes)]), None
+    return _distinct(children[_in_year(end, t.date) & np.isin(reason, codes)]), None
 
 
 def _referral_share(truth: _Truth, t: Target) -> tuple[int, int | None]:
@@ -518,8 +545,8 @@ def _referral_share(truth: _Truth, t: Target) -> tuple[int, int | None]:
 
 
 def _rereferral_share(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, la, start = truth.columns("referrals", "person_id", "la_code", "referral_date")
-    return _rereferrals(_children(pid, la), start, t)
+    (start,) = truth.columns("referrals", "referral_date")
+    return _rereferrals(truth.la_children("referrals", "referral_date"), start, t)
 
 
 def _cp_subsequent_share(truth: _Truth, t: Target) -> tuple[int, int | None]:
@@ -539,20 +566,18 @@ def _start_age_share(ages: np.ndarray, t: Target) -> tuple[int, int]:
 
 
 def _looked_after_start_age_share(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, la, start, age = truth.columns(
-        "care_periods", "person_id", "la_code", "start_date", "age_at_start"
-    )
+    start, age = truth.columns("care_periods", "start_date", "age_at_start")
+    children = truth.la_children("care_periods", "start_date")
     year = _in_year(start, t.date)
-    first = _first_per_person(_children(pid, la)[year], start[year])
+    first = _first_per_person(children[year], start[year])
     return _start_age_share(age[year][first], t)
 
 
 def _looked_after_male_share(truth: _Truth, t: Target) -> tuple[int, int | None]:
-    pid, la, start, end = truth.columns(
-        "care_periods", "person_id", "la_code", "start_date", "end_date"
-    )
-    children = np.unique(_children(pid, la)[_open_on(start, end, t.date)])
-    people = children // LA_NUMBERS
+    start, end = truth.columns("care_periods", "start_date", "end_date")
+    children = truth.la_children("care_periods", "start_date")
+    children = np.unique(children[_open_on(start, end, t.date)])
+    people = _person_of(children)
     person_id, sex = truth.columns("persons", "person_id", "sex")
     sorter = np.argsort(person_id, kind="stable")
     where = np.minimum(np.searchsorted(person_id, people, sorter=sorter), person_id.size - 1)

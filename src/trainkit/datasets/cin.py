@@ -559,13 +559,17 @@ def _year_rows(ctx: RecordContext, truth: _LAView, year: int) -> Columns | None:
         return None
     ep_all = np.flatnonzero(sel)
 
-    # children: one per (person, LA), sorted by LA then LAchildID
-    pair = eps["person_id"][ep_all] * 1000 + eps["la_code"][ep_all]
+    # children: one per (person, LA, identity), sorted by LA then LAchildID; an adopted child
+    # referred again is a new child to the LA (identity 1 from the adoption order)
+    e_pid = eps["person_id"][ep_all]
+    e_gen = ctx.identity_generation(e_pid, eps["referral_date"][ep_all])
+    pair = (e_pid * 2 + e_gen) * 1000 + eps["la_code"][ep_all]
     kid_pair = np.unique(pair)
-    k_pid, k_la = kid_pair // 1000, kid_pair % 1000
-    k_id = ctx.la_child_ids(k_pid, k_la).astype(object)
+    k_child, k_la = np.divmod(kid_pair, 1000)
+    k_pid, k_gen = np.divmod(k_child, 2)
+    k_id = ctx.la_child_ids(k_pid, k_la, k_gen).astype(object)
     kid_order = np.lexsort((k_id.astype(str), k_la))
-    k_pid, k_la, k_id = k_pid[kid_order], k_la[kid_order], k_id[kid_order]
+    k_pid, k_la, k_gen, k_id = k_pid[kid_order], k_la[kid_order], k_gen[kid_order], k_id[kid_order]
     rank_of = np.empty(len(kid_order), np.int64)
     rank_of[kid_order] = np.arange(len(kid_order))
     e_kid_all = rank_of[np.searchsorted(kid_pair, pair)]
@@ -678,8 +682,12 @@ def _year_rows(ctx: RecordContext, truth: _LAView, year: int) -> Columns | None:
     earliest = np.full(n_kids, ref, dtype="datetime64[D]")
     np.minimum.at(earliest, e_kid, e["referral_date"])
 
+    # the child's details as the LA holds them at 31 March; for a child adopted in the year, as
+    # they were the day before the order (the adoptive UPN belongs to the new identity)
     refs = np.full(n_kids, ref)
-    upn, _ = ctx.upns_on(k_pid, refs)  # a UPN given up at adoption is never a FormerUPN
+    order_day = ctx.adoption_orders().reindex(k_pid).to_numpy("datetime64[D]")
+    upn_day = np.where((k_gen == 0) & (order_day <= ref), order_day - 1, refs)
+    upn, _ = ctx.upns_on(k_pid, upn_day)  # a UPN given up at adoption is never a FormerUPN
     under_six = ~born | (age_in_years(dob, refs) < int(ctx.params["cin.under_six_upn_age"]))
     rng = ctx.rng(f"cin.upn_unknown.{year}")
     draw_un4, draw_un6 = rng.random(n_kids), rng.random(n_kids)

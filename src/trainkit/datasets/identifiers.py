@@ -110,9 +110,15 @@ numbers left over (at least one per ``NHS_REISSUE_RESERVE`` people) are kept for
 numbers of adopted children."""
 
 LA_CHILD_ID_MAX_LENGTH = 10
-LA_CHILD_ID_CAPACITY = 10_000_000
-"""person_ids 1..LA_CHILD_ID_CAPACITY get distinct child ids within every LA (the smallest
-style, two letters and 7 digits, holds 10**7)."""
+LA_CHILD_ID_CAPACITY = 5_000_000
+"""person_ids 1..LA_CHILD_ID_CAPACITY get distinct child ids within every LA, in each of the
+``LA_CHILD_ID_GENERATIONS`` identities a child can have (the smallest style, two letters and 7
+digits, holds 10**7 = LA_CHILD_ID_CAPACITY * LA_CHILD_ID_GENERATIONS)."""
+
+LA_CHILD_ID_GENERATIONS = 2
+"""Identities a child can have in one LA's records: the birth identity (0) and, from an adoption
+order, the adoptive one (1). An adopted child who is looked after or in need again is a new child
+to the LA, with a new id (SSDA903 rules 199/334/1003 expect it; see :func:`la_child_ids`)."""
 
 LA_CHILD_ID_STYLES: dict[str, str] = {
     "numeric": "6 to 8 digits without leading zeros, e.g. 4817263",
@@ -865,35 +871,46 @@ def la_child_id_styles(la_codes) -> np.ndarray:
     return np.asarray(np.asarray(_STYLE_NAMES)[style])
 
 
-def la_child_ids(person_ids, la_codes, salt: int) -> np.ndarray:
+def la_child_ids(person_ids, la_codes, salt: int, generation=0) -> np.ndarray:
     """The id each LA's children's social care system gives a child.
 
     Each LA has one style (:func:`la_child_id_styles`); within an LA the id is a keyed
-    permutation of ``person_id``, so distinct people always get distinct ids in the same LA.
-    A child known to two LAs gets an id in each, unrelated to each other. All ids are
-    alphanumeric and at most ``LA_CHILD_ID_MAX_LENGTH`` (10) characters.
+    permutation of (``person_id``, ``generation``), so distinct people always get distinct ids in
+    the same LA. A child known to two LAs gets an id in each, unrelated to each other. An adopted
+    child (``generation`` 1 from the adoption order) is a new child to every LA, with an id
+    unrelated to the one before: the DfE's SSDA903 guidance has an adopted child who returns to
+    care recorded under a new CHILD id, with the previous permanence instead linking the two. All
+    ids are alphanumeric and at most ``LA_CHILD_ID_MAX_LENGTH`` (10) characters.
 
     Args:
         person_ids: positive int64, at most ``LA_CHILD_ID_CAPACITY``.
         la_codes: DfE LA numbers, broadcastable against ``person_ids``.
         salt: the run's salt.
+        generation: 0 (birth identity) or 1 (after an adoption order), broadcastable.
 
     Returns:
         Array of strings (dtype ``<U10``), broadcast shape.
 
     Raises:
-        ValueError: a person_id above ``LA_CHILD_ID_CAPACITY``, or an LA code outside 0-999.
+        ValueError: a person_id above ``LA_CHILD_ID_CAPACITY``, an LA code outside 0-999, or
+            a generation outside 0 to ``LA_CHILD_ID_GENERATIONS`` - 1.
 
     Example:
-        >>> ids = la_child_ids([1, 2, 1], [886, 886, 202], salt=5)
-        >>> ids[0] != ids[1], ids.dtype.str
-        (True, '<U10')
+        >>> ids = la_child_ids([1, 2, 1, 1], [886, 886, 202, 886], salt=5, generation=[0, 0, 0, 1])
+        >>> ids[0] != ids[1], ids[0] != ids[3], ids.dtype.str
+        (True, True, '<U10')
     """
-    pid, la = np.broadcast_arrays(_ints(person_ids, "person_ids"), _ints(la_codes, "la_codes"))
+    pid, la, gen = np.broadcast_arrays(
+        _ints(person_ids, "person_ids"),
+        _ints(la_codes, "la_codes"),
+        _ints(generation, "generation"),
+    )
     shape = pid.shape
     _check_range(la, 0, 999, "la_codes")
+    _check_range(gen, 0, LA_CHILD_ID_GENERATIONS - 1, "generation")
     index = _person_index(pid, LA_CHILD_ID_CAPACITY, "la_child_ids", "LA_CHILD_ID_CAPACITY")
-    index, la = index.ravel(), la.ravel()
+    index = index.ravel() + gen.ravel().astype(np.uint64) * np.uint64(LA_CHILD_ID_CAPACITY)
+    la = la.ravel()
     h = _la_hash(la)
     style = (h % np.uint64(len(_STYLE_NAMES))).astype(np.intp)
     prefix_choice = ((h >> np.uint64(8)) % np.uint64(len(LA_CHILD_ID_PREFIXES))).astype(np.intp)
@@ -1002,17 +1019,30 @@ def epikeys(keys, salt: int) -> np.ndarray:
     return _text([_numerals(y, 10, 12)], y.size, k.shape)
 
 
-def person_la_keys(person_ids, la_codes) -> np.ndarray:
-    """One int64 key per (person, LA): ``person_id * 1000 + la_code``, for :func:`anon_ids`.
+PERSON_LA_KEY_GENERATION = 10**15
+"""Added to :func:`person_la_keys` for a child's adoptive identity (generation 1)."""
+
+
+def person_la_keys(person_ids, la_codes, generation=0) -> np.ndarray:
+    """One int64 key per (person, LA, identity), for :func:`anon_ids`.
+
+    ``person_id * 1000 + la_code``, plus ``PERSON_LA_KEY_GENERATION`` for an adopted child's
+    identity after the order (``generation`` 1), which the LA records as a new child (see
+    :func:`la_child_ids`).
 
     Example:
-        >>> person_la_keys([12], [886]).tolist()
-        [12886]
+        >>> person_la_keys([12, 12], [886, 886], generation=[0, 1]).tolist()
+        [12886, 1000000000012886]
     """
-    pid, la = np.broadcast_arrays(_ints(person_ids, "person_ids"), _ints(la_codes, "la_codes"))
+    pid, la, gen = np.broadcast_arrays(
+        _ints(person_ids, "person_ids"),
+        _ints(la_codes, "la_codes"),
+        _ints(generation, "generation"),
+    )
     _check_range(la, 0, 999, "la_codes")
-    _check_range(pid, 0, (2**63 - 1) // 1000 - 1, "person_ids")
-    return pid * 1000 + la
+    _check_range(gen, 0, LA_CHILD_ID_GENERATIONS - 1, "generation")
+    _check_range(pid, 0, PERSON_LA_KEY_GENERATION // 1000 - 1, "person_ids")
+    return pid * 1000 + la + gen * PERSON_LA_KEY_GENERATION
 
 
 def anon_ids(values, salt: int, prefix: str = "") -> np.ndarray:

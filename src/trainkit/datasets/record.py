@@ -28,6 +28,8 @@ import pandas as pd
 from ..parameters import Parameters
 from ..simulate.context import Cohort
 
+NAT_DAY = np.datetime64("NaT", "D")
+
 MESSINESS_LEVELS = ("clean", "realistic", "heavy")
 RECORD_STREAM = 7_000  # spawn-key namespace of the record layer, apart from the truth's streams
 
@@ -185,11 +187,50 @@ class RecordContext:
         """The salt of one kind of identifier (see ``SALTS``), derived from the run's seed."""
         return self.seed * 1000 + self.SALTS[kind]
 
-    def la_child_ids(self, person_ids, la_codes) -> np.ndarray:
-        """The id each LA's social care system gives a child (SSDA903 CHILD, CIN LAchildID)."""
+    def la_child_ids(self, person_ids, la_codes, generation=0) -> np.ndarray:
+        """The id each LA's social care system gives a child (SSDA903 CHILD, CIN LAchildID).
+
+        ``generation`` is the child's identity (:meth:`identity_generation`): an adopted child
+        is a new child to the LA from the adoption order, with a new id.
+        """
         from .identifiers import la_child_ids
 
-        return la_child_ids(person_ids, la_codes, self.salt("la_child_id"))
+        return la_child_ids(person_ids, la_codes, self.salt("la_child_id"), generation)
+
+    def adoption_orders(self) -> pd.Series:
+        """Each adopted child's first adoption order (datetime64[D]), indexed by person_id.
+
+        The order from which the child has a new identity in every agency's records: new NHS
+        number, UPN and surname (:mod:`trainkit.datasets.identity`), new LA child ids.
+        """
+        if getattr(self, "_adoption_orders", None) is None:
+            a = self.truth["adoptions"]
+            a = a[a["date_adopted"].notna()]
+            first = a.groupby("person_id")["date_adopted"].min().sort_index()
+            self._adoption_orders = pd.Series(
+                first.to_numpy("datetime64[D]"), index=first.index.to_numpy(np.int64)
+            )
+        return self._adoption_orders
+
+    def identity_generation(self, person_ids, dates) -> np.ndarray:
+        """0 before a child's first adoption order (or never adopted), 1 from the order on.
+
+        Args:
+            person_ids: int64 person ids.
+            dates: the day each record is about (e.g. an episode's start), datetime64.
+
+        Returns:
+            int64 array, same length.
+        """
+        pid = np.asarray(person_ids, dtype=np.int64)
+        orders = self.adoption_orders()
+        if not len(orders) or not pid.size:
+            return np.zeros(pid.shape, dtype=np.int64)
+        ids = orders.index.to_numpy(np.int64)
+        at = np.minimum(np.searchsorted(ids, pid), len(ids) - 1)
+        order = np.where(ids[at] == pid, orders.to_numpy("datetime64[D]")[at], NAT_DAY)
+        day = np.asarray(dates, dtype="datetime64[D]")
+        return (~np.isnat(order) & (day >= order)).astype(np.int64)
 
     def nhs_history(self) -> pd.DataFrame:
         """Every NHS number each person of the shard holds, and from when.

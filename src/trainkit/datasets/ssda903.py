@@ -575,9 +575,23 @@ def _zfill(values, width: int) -> np.ndarray:
     return np.char.zfill(text, width) if text.size else text
 
 
-def _key(person_ids, las) -> np.ndarray:
-    """One int64 per (child, LA)."""
-    return np.asarray(person_ids, dtype=np.int64) * LA_SPACE + np.asarray(las, dtype=np.int64)
+def _key(person_ids, las, generations) -> np.ndarray:
+    """One int64 per child as the LA knows them: (person, LA, identity before/after adoption)."""
+    pid = np.asarray(person_ids, dtype=np.int64)
+    gen = np.asarray(generations, dtype=np.int64)
+    return (pid * GEN_SPACE + gen) * LA_SPACE + np.asarray(las, dtype=np.int64)
+
+
+def _unkey(keys) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(person_id, LA, generation) of each :func:`_key`."""
+    keys = np.asarray(keys, dtype=np.int64)
+    child, la = np.divmod(keys, LA_SPACE)
+    pid, gen = np.divmod(child, GEN_SPACE)
+    return pid, la, gen
+
+
+def _frame_key(frame: pd.DataFrame) -> np.ndarray:
+    return _key(frame["_pid"], frame["_la"], frame["_gen"])
 
 
 def _key_year(keys, years) -> np.ndarray:
@@ -650,6 +664,8 @@ class _Truth:
         self.e_end = _days(e["end_date"])
         self.e_pstart = _days(e["p_start"])
         self.e_pend = _days(e["p_end"])
+        # an adopted child who comes back into care is a new child to the LA (rules 199, 334)
+        self.e_gen = ctx.identity_generation(self.e_pid, self.e_pstart)
         self.e_row = self.rows(self.e_pid)
         self.e_rne = e["reason_new_episode"].to_numpy(dtype=object)
         self.e_place = e["placement"].to_numpy(dtype=object)
@@ -730,6 +746,7 @@ def _episodes(t: _Truth, year: int) -> pd.DataFrame:
             "_pid": t.e_pid[sel],
             "_la": t.e_la[sel],
             "_period": t.e_period[sel],
+            "_gen": t.e_gen[sel],
             "_start": t.e_start[sel],
             "_dec": np.where(closed, dec, NAT),
             "_pstart": t.e_pstart[sel],
@@ -752,9 +769,9 @@ def _episodes(t: _Truth, year: int) -> pd.DataFrame:
 
 
 def _children(t: _Truth, ctx: RecordContext, year: int, eps: pd.DataFrame, oc3: pd.DataFrame):
-    """The header: one row per (child, LA) in the episodes or OC3 of the year."""
+    """The header: one row per child (person, LA, identity) in the episodes or OC3 of the year."""
     start, end = _window(year)
-    ek = _key(eps["_pid"], eps["_la"])
+    ek = _frame_key(eps)
     # the UPN the LA holds on the child's last day looked after in the year (the day before the
     # episode ceased: an adoption order brings a new UPN, which is the adopters' to use)
     last_day = np.where(
@@ -763,12 +780,12 @@ def _children(t: _Truth, ctx: RecordContext, year: int, eps: pd.DataFrame, oc3: 
         eps["_dec"].to_numpy("datetime64[D]") - 1,
     )
     by_key = pd.DataFrame({"k": ek, "d": last_day}).groupby("k")["d"].max()
-    ok = _key(oc3["_pid"], oc3["_la"])
+    ok = _frame_key(oc3)
     keys = np.union1d(by_key.index.to_numpy(), ok)
     has_eps = np.isin(keys, by_key.index.to_numpy())
     upn_date = np.full(len(keys), end, dtype="datetime64[D]")
     upn_date[has_eps] = _days(by_key.reindex(keys[has_eps]).to_numpy())
-    pid, la = keys // 1000, keys % 1000
+    pid, la, gen = _unkey(keys)
     rows = t.rows(pid)
     c = t.cohort
     dob = c.date_of_birth[rows].astype("datetime64[D]")
@@ -782,6 +799,7 @@ def _children(t: _Truth, ctx: RecordContext, year: int, eps: pd.DataFrame, oc3: 
         {
             "_pid": pid,
             "_la": la,
+            "_gen": gen,
             "_key": keys,
             "_has_eps": has_eps,
             "_dob": dob,
@@ -804,7 +822,10 @@ def _care_leavers(ctx: RecordContext) -> pd.DataFrame:
     for one whose care another LA took over (rule 1011).
     """
     clo = ctx.truth["care_leaver_outcomes"]
-    return clo.assign(_bday=_days(clo["birthday"]))
+    bday = _days(clo["birthday"])
+    return clo.assign(
+        _bday=bday, _gen=ctx.identity_generation(clo["person_id"].to_numpy(np.int64), bday)
+    )
 
 
 def _oc3(t: _Truth, clo: pd.DataFrame, year: int) -> pd.DataFrame:
@@ -816,6 +837,7 @@ def _oc3(t: _Truth, clo: pd.DataFrame, year: int) -> pd.DataFrame:
         {
             "_pid": o["person_id"].to_numpy(np.int64),
             "_la": o["la_code"].to_numpy(np.int64),
+            "_gen": o["_gen"].to_numpy(np.int64),
             "IN_TOUCH": o["in_touch"].to_numpy(dtype=object),
             "ACTIV": o["activity"].astype(str).to_numpy(dtype=object),
             "ACCOM": o["accommodation"].astype(str).to_numpy(dtype=object),
@@ -852,6 +874,7 @@ def _all_reviews(t: _Truth, ctx: RecordContext, prm: _Params) -> pd.DataFrame:
         {
             "_pid": pid,
             "_la": per["la_code"].to_numpy(np.int64)[i],
+            "_gen": ctx.identity_generation(pid, date),
             "_date": date,
             "_under4": under4,
             "_past4": add_years(dob, 4) < date,
@@ -884,6 +907,9 @@ def _all_social_workers(t: _Truth, ctx: RecordContext, prm: _Params) -> pd.DataF
     next_start = np.r_[start[1:], NAT]
     again = np.r_[(pid[1:] == pid[:-1]) & (la_all[1:] == la_all[:-1]), False]
     again &= ~np.isnat(end) & (_collection_year(end) == _collection_year(next_start))
+    # ...unless adopted in between: the child who comes back is a new child to the LA
+    gen = ctx.identity_generation(pid, start)
+    again &= np.r_[gen[1:] == gen[:-1], False]
     sw_end = np.where(last, np.where(again, next_start, end)[:, None], sw_end)
     pool = prm["social_worker_pool"]
     step = rng.integers(1, pool, size=(len(per), k_max))
@@ -898,8 +924,9 @@ def _all_social_workers(t: _Truth, ctx: RecordContext, prm: _Params) -> pd.DataF
     )
     return pd.DataFrame(
         {
-            "_pid": per["person_id"].to_numpy(np.int64)[i],
+            "_pid": pid[i],
             "_la": la,
+            "_gen": gen[i],
             "_start": sw_start[i, j],
             "_end": sw_end[i, j],
             "SW_ID": sw_id.astype(object),
@@ -953,7 +980,7 @@ def _oc2(t: _Truth, ctx: RecordContext, prm: _Params, year: int, eps: pd.DataFra
     start, end = _window(year)
     pstart, pend = eps["_pstart"].to_numpy("datetime64[D]"), eps["_pend"].to_numpy("datetime64[D]")
     cont = (pstart <= start) & (np.isnat(pend) | (pend >= end))
-    e = eps[cont].drop_duplicates(["_pid", "_la"])
+    e = eps[cont].drop_duplicates(["_pid", "_la", "_gen"])
     n = len(e)
     pid = e["_pid"].to_numpy(np.int64)
     rows = t.rows(pid)
@@ -997,6 +1024,7 @@ def _oc2(t: _Truth, ctx: RecordContext, prm: _Params, year: int, eps: pd.DataFra
         {
             "_pid": pid,
             "_la": e["_la"].to_numpy(np.int64),
+            "_gen": e["_gen"].to_numpy(np.int64),
             "DOB": format_dates(dob),
             "SDQ_SCORE": np.where(eligible & scored, score.astype(str), "").astype(object),
             "SDQ_REASON": np.where(eligible & ~scored, reason, "").astype(object),
@@ -1032,19 +1060,23 @@ def _year_tables(
     eps = _episodes(t, year)
     oc3 = _oc3(t, leavers, year)
     header = _children(t, ctx, year, eps, oc3)
-    keys_eps = _key(eps["_pid"], eps["_la"])
+    keys_eps = _frame_key(eps)
     dob_of = pd.Series(header["DOB"].to_numpy(), index=header["_key"].to_numpy())
 
-    def with_dob(frame: pd.DataFrame) -> pd.DataFrame:
+    def with_dob(frame: pd.DataFrame, when=None) -> pd.DataFrame:
+        """The frame with its child's DOB; ``when`` (the day each row is about) gives the
+        child's identity where the frame has no ``_gen`` yet."""
         frame = frame.copy()
-        frame["DOB"] = dob_of.reindex(_key(frame["_pid"], frame["_la"])).to_numpy()
+        if when is not None:
+            frame["_gen"] = ctx.identity_generation(frame["_pid"].to_numpy(np.int64), when)
+        frame["DOB"] = dob_of.reindex(_frame_key(frame)).to_numpy()
         return frame
 
     out: dict[str, pd.DataFrame] = {"header": header, "episodes": eps}
     out["oc3"] = with_dob(oc3)
 
     # reviews held in the year while looked after by the LA
-    rk = _key(reviews["_pid"], reviews["_la"])
+    rk = _frame_key(reviews)
     rd = reviews["_date"].to_numpy("datetime64[D]")
     rv = reviews[(rd >= start) & (rd <= end) & np.isin(rk, keys_eps)]
     out["reviews"] = with_dob(rv.assign(REVIEW=format_dates(rv["_date"].to_numpy("datetime64[D]"))))
@@ -1067,6 +1099,10 @@ def _year_tables(
             {
                 "_pid": a["person_id"].to_numpy(np.int64),
                 "_la": a["la_code"].to_numpy(np.int64),
+                # the child as looked after until the order (a first adoption: identity 0)
+                "_gen": ctx.identity_generation(
+                    a["person_id"].to_numpy(np.int64), _days(a["date_adopted"]) - 1
+                ),
                 "DATE_INT": format_dates(_days(a["date_should_be_placed"])),
                 "DATE_MATCH": format_dates(_days(a["date_matched"])),
                 "FOSTER_CARE": np.where(a["foster_carer"].astype(bool), "1", "0").astype(object),
@@ -1078,7 +1114,7 @@ def _year_tables(
     )
 
     # placed for adoption: every decision made by the end of the year, for periods in the return
-    periods = eps.drop_duplicates("_period")[["_pid", "_la", "_period"]]
+    periods = eps.drop_duplicates("_period")[["_pid", "_la", "_gen", "_period"]]
     d = periods.merge(decisions, left_on="_period", right_on="period_id", how="inner")
     d = d[d["date"].to_numpy("datetime64[D]") <= end]
     ceased = d["ceased"].to_numpy("datetime64[D]")
@@ -1095,8 +1131,8 @@ def _year_tables(
     starts = eps[
         (eps["RNE"].to_numpy() == "S") & (eps["_start"].to_numpy("datetime64[D]") >= start)
     ]
-    starts = starts.sort_values("_start", kind="stable").drop_duplicates(["_pid", "_la"])
-    pp = starts[["_pid", "_la", "_period"]].merge(
+    starts = starts.sort_values("_start", kind="stable").drop_duplicates(["_pid", "_la", "_gen"])
+    pp = starts[["_pid", "_la", "_gen", "_period"]].merge(
         permanence, left_on="_period", right_on="period_id", how="left"
     )
     out["previous_permanence"] = with_dob(
@@ -1118,18 +1154,15 @@ def _year_tables(
                 "MIS_START": format_dates(ms),
                 "MIS_END": format_dates(np.where(me <= end, me, NAT)),
             }
-        )
+        ),
+        when=ms,
     )
 
     # social worker episodes (from 2023-24) of the periods in the return, overlapping the year
     if year >= FIRST_SW_YEAR:
         sw = social_workers
         ss, se = sw["_start"].to_numpy("datetime64[D]"), sw["_end"].to_numpy("datetime64[D]")
-        keep = (
-            (ss <= end)
-            & (np.isnat(se) | (se >= start))
-            & np.isin(_key(sw["_pid"], sw["_la"]), keys_eps)
-        )
+        keep = (ss <= end) & (np.isnat(se) | (se >= start)) & np.isin(_frame_key(sw), keys_eps)
         sw = sw[keep]
         se = sw["_end"].to_numpy("datetime64[D]")
         out["sw_episodes"] = with_dob(
@@ -1166,8 +1199,10 @@ DAYS_PER_YEAR = 365
 """An mc_dob_male gives a child's birth when the boy was aged about 15 to 17."""
 
 LA_SPACE = 1000
+GEN_SPACE = 2
 YEAR_SPACE = 10_000
-"""Key spaces: (child, LA) = person_id * LA_SPACE + LA; then * YEAR_SPACE + collection year."""
+"""Key spaces: a child as an LA knows them is (person_id * GEN_SPACE + identity generation) *
+LA_SPACE + LA (:func:`_key`); then * YEAR_SPACE + collection year (:func:`_key_year`)."""
 
 ANOMALY_FIELDS = (
     "DECOM", "RNE", "HOME_POST", "REASON_PLACE_CHANGE", "UPN", "MC_DOB", "DOB", "REVIEW_CODE",
@@ -1319,7 +1354,7 @@ def _anomalies(ctx: RecordContext, prm: _Params, out: dict[str, pd.DataFrame]) -
         frame = out[table.name.split(".")[1]]
         if "DOB" not in frame or frame.empty:
             continue
-        ky = _key_year(_key(frame["_pid"], frame["_la"]), frame["_year"])
+        ky = _key_year(_frame_key(frame), frame["_year"])
         new = changed.reindex(ky).to_numpy(dtype=object)
         rows = frame.index[pd.notna(new) & _untouched(frame, "DOB")]
         if not len(rows):
@@ -1367,14 +1402,17 @@ def record(ctx: RecordContext) -> dict[str, pd.DataFrame]:
             frame = pd.DataFrame({c: pd.Series(dtype=object) for c in table.field_names})
             frame["_pid"] = pd.Series(dtype=np.int64)
             frame["_la"] = pd.Series(dtype=np.int64)
+            frame["_gen"] = pd.Series(dtype=np.int64)
             frame["_year"] = pd.Series(dtype=np.int64)
         sort = ["_year", "_la", "_pid"] + [c for c in ("_start", "_date") if c in frame]
         frame = frame.sort_values(sort, kind="stable").reset_index(drop=True)
         frame["CHILD"] = ctx.la_child_ids(
-            frame["_pid"].to_numpy(np.int64), frame["_la"].to_numpy(np.int64)
+            frame["_pid"].to_numpy(np.int64),
+            frame["_la"].to_numpy(np.int64),
+            frame["_gen"].to_numpy(np.int64),
         ).astype(object)
         out[name] = frame
-    out["episodes"]["_key"] = _key(out["episodes"]["_pid"], out["episodes"]["_la"])
+    out["episodes"]["_key"] = _frame_key(out["episodes"])
     if ctx.messiness != "clean":
         # the shared recording errors first, then this return's own anomalies on the values
         # those left alone (one error per field of a record, so each is findable as logged)
