@@ -566,6 +566,35 @@ def _validate(path: Path, year: int, la: int) -> dict:
     return json.loads(done.stdout)
 
 
+def test_run_validators_isolates_a_cin_rule_that_crashes():
+    """CinValidator print()s a rule's crash and still files what the rule found before it; the
+    runner reports ``rule X crashed: ...`` and drops the crashed rule's partial findings."""
+    if not VALIDATOR_PYTHON.exists():
+        pytest.skip("the DfE rules need .venv-validators (see tests/validators/README.md)")
+    example = REPO / "tests" / "validators" / "examples" / "cin_886_2024.xml"
+    args = ["--kind", "cin", "--la-code", "886", "--collection-year", "2024", "--current",
+            str(example)]  # fmt: skip
+    scripts = {
+        "plain": [str(RUNNER)],
+        "crash": [str(RUNNER.parent / "crash_rules.py"), "--raise", "2887Q,8500", "--"],
+    }
+    runs = {
+        name: subprocess.run([str(VALIDATOR_PYTHON), *script, *args], capture_output=True,
+                             text=True, check=True)
+        for name, script in scripts.items()
+    }  # fmt: skip
+    plain, crash = (json.loads(runs[name].stdout) for name in scripts)
+    assert [e["code"] for e in plain["errors"]] == ["2887Q"] and plain["rules_crashed"] == []
+    assert crash["errors"] == []  # 2887Q found its issue, then crashed
+    assert crash["rules_run"] == plain["rules_run"] - 2
+    deliberate = "RuntimeError: deliberate crash"
+    assert crash["rules_failed"] == dict.fromkeys(["8500", "2887Q"], deliberate)
+    messages = [c["message"] for c in crash["rules_crashed"]]
+    assert sorted(messages) == [f"rule {c} crashed: {deliberate}" for c in ("2887Q", "8500")]
+    assert all(m in runs["crash"].stderr for m in messages)
+    assert "Traceback" not in runs["crash"].stderr
+
+
 def _new_la_upn(upn, year: int) -> bool:
     """A UPN of an LA created in April 2023, which the 2022-23 ruleset's 1530 does not know."""
     upns = upn if isinstance(upn, pd.Series) else pd.Series([upn])

@@ -20,7 +20,13 @@ stdout gets exactly one JSON object::
     {"errors": [{"code", "description", "type" ("error"|"query"), "table", "row", "child",
                  "fields"}, ...],
      "rules_run": N, "ruleset": NAME, "kind": "903"|"cin",
-     "rules_skipped": [...], "rules_failed": {code: message}, "warnings": [...]}
+     "rules_skipped": [...], "rules_failed": {code: message}, "warnings": [...],
+     "rules_crashed": [{"code", "error", "message": "rule X crashed: <error>", "known_bug"}]}
+
+Each rule runs on its own: a rule that crashes (raises, or returns a malformed result) reports no
+finding, is listed in ``rules_failed``/``rules_crashed`` and on stderr as ``rule X crashed:
+<error>``, and the other rules still run. ``known_bug`` explains a crash that is a documented
+validator bug whose exact condition holds on this return (``KNOWN_CRASHES_903``), else is null.
 
 ``row`` is the 0-based data row of the table (CSV line = row + 2, after the header); for CIN it is
 the row of the validator's flattened table (e.g. the n-th <CINdetails> in the file). Return-level
@@ -36,7 +42,6 @@ import argparse
 import contextlib
 import csv
 import importlib
-import io
 import json
 import logging
 import math
@@ -175,18 +180,72 @@ def _903_files(path: Path, description: str) -> list[dict]:
     ]
 
 
-class _FailureCapture(logging.Handler):
-    """Collect 'Rule code X failed to run!' records that LacValidator logs with a traceback."""
+def _crash_text(exc: BaseException) -> str:
+    """``Type: message`` of an exception, on one line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
-    def __init__(self) -> None:
-        super().__init__(level=logging.ERROR)
-        self.failures: dict[str, str] = {}
 
-    def emit(self, record: logging.LogRecord) -> None:
-        match = re.match(r"Rule code (\S+) failed to run", record.getMessage())
-        if match:
-            exc = record.exc_info[1] if record.exc_info else None
-            self.failures[match.group(1)] = f"{type(exc).__name__}: {exc}" if exc else "failed"
+def _crash_entry(code: str, error: str, known: str | None) -> dict:
+    return {
+        "code": code,
+        "error": error,
+        "message": f"rule {code} crashed: {error}",
+        "known_bug": known,
+    }
+
+
+def _report_crashes(crashes: list[dict], where: str = "") -> None:
+    """One line per crashed rule on stderr (never a traceback)."""
+    for c in crashes:
+        known = f" [known validator bug: {c['known_bug']}]" if c["known_bug"] else ""
+        print(f"run_validators: {where}{c['message']}{known}", file=sys.stderr)
+
+
+# Rule 1007 (lac2022_23/rule_1007.py, inherited by every later ruleset) moves each birthday into
+# the collection year with ``merged["DOB"].apply(lambda x: x.replace(year=this_year))``, where
+# ``merged`` is Episodes left-joined to OC3 on CHILD. ``Timestamp.replace`` raises "day is out of
+# range for month" for 29 February when the collection year ends in a non-leap year.
+KNOWN_1007 = (
+    "1007 moves each birthday into the collection year with Timestamp.replace(year=...) "
+    "(lac_validator/rules/lac2022_23/rule_1007.py, line 41), which raises for an OC3 young "
+    "person born on 29 February with an episode in a year ending in a non-leap year"
+)
+
+
+def _leap_day_1007(error: str, data_store: dict, rule) -> str | None:
+    """Why rule 1007 crashed, if this is exactly its 29 February bug; else None.
+
+    All three must hold: the collection year ends in a non-leap year; some OC3 young person born
+    on 29 February also has a row in this year's Episodes (only those rows reach the
+    ``replace``); and the rule runs once only those dates of birth are moved to 28 February.
+    """
+    import pandas as pd
+
+    if error != "ValueError: day is out of range for month":
+        return None
+    if not {"Episodes", "OC3"} <= set(data_store):
+        return None
+    end = pd.to_datetime(data_store["metadata"]["collection_end"], format="%d/%m/%Y")
+    if end.is_leap_year:
+        return None
+    oc3 = data_store["OC3"]
+    dob = pd.to_datetime(oc3["DOB"], format="%d/%m/%Y", errors="coerce")
+    leap_day = (dob.dt.month == 2) & (dob.dt.day == 29)
+    trigger = leap_day & oc3["CHILD"].isin(data_store["Episodes"]["CHILD"])
+    if not trigger.any():
+        return None
+    moved = {k: (v.copy() if k != "metadata" else v) for k, v in data_store.items()}
+    moved["OC3"].loc[trigger, "DOB"] = dob[trigger].dt.strftime("28/02/%Y")
+    try:
+        rule.func(moved)
+    except Exception:  # it crashes for another reason as well
+        return None
+    children = ", ".join(sorted(oc3.loc[trigger, "CHILD"].astype(str).unique()))
+    return f"{KNOWN_1007} (here: {children}; year ending 31/03/{end.year})"
+
+
+KNOWN_CRASHES_903 = {"1007": _leap_day_1007}
 
 
 _POSTCODE_INDEX: dict = {}
@@ -212,6 +271,53 @@ def merge_postcodes_fast(df, postcode_field: str):
     out = _POSTCODE_INDEX["frame"].reindex(keys).reset_index(drop=True)
     out.insert(0, f"__{postcode_field}__abbr", keys)
     return out
+
+
+def _isolating_lac_validator(base):
+    """``LacValidator`` whose rule loop isolates each rule completely.
+
+    The validator's own loop catches an exception from a rule's function, but only logs it with a
+    traceback, and it maps the rule's result back onto the tables outside that ``try``: a rule
+    returning something malformed stops the whole run. This loop is the same (same datastore,
+    same shallow copy per rule, same order, same ``ERR_<code>`` columns), except that a rule's
+    function *and* the mapping of its result run inside the ``try``; a crash is recorded in
+    ``crashes`` as ``{code: "Type: message"}`` (and in ``fails``), the crashed rule's marks are
+    removed, and the next rule runs. ``loaded_store`` keeps a deep copy of the tables as loaded.
+    """
+    import pandas as pd
+    from lac_validator import lac_validator as lv
+
+    class IsolatingLacValidator(base):
+        def validate(self, selected_rules=None):
+            self.crashes: dict[str, str] = {}
+            self.data_store = lv.create_datastore(self.dfs, self.metadata)
+            # Rules write into the shallow copies; keep the tables as loaded for the known-crash
+            # checks (KNOWN_CRASHES_903).
+            self.loaded_store = {
+                k: (v.copy() if k != "metadata" else dict(v)) for k, v in self.data_store.items()
+            }
+            rules_to_run = self.get_rules_to_run(self.registry, selected_rules)
+            self.ds_results = lv.copy_datastore(self.data_store)
+            for rule_code, rule in rules_to_run.items():
+                try:
+                    result = rule.func(lv.copy_datastore(self.data_store))
+                    if not isinstance(result, dict):
+                        raise TypeError(f"returned {type(result).__name__}, not a dict")
+                    for table, values in result.items():
+                        if len(values) > 0:
+                            keep = pd.notna(values)
+                            values = [i for i, ok in zip(values, keep, strict=True) if ok]
+                            self.ds_results[table].loc[values, f"ERR_{rule.code}"] = True
+                except Exception as exc:
+                    for table, df in self.ds_results.items():
+                        if table != "metadata" and f"ERR_{rule.code}" in df.columns:
+                            del df[f"ERR_{rule.code}"]
+                    self.crashes[rule_code] = _crash_text(exc)
+                    self.fails.append(rule_code)
+                    continue
+                (self.skips if result == {} else self.dones).append(rule.code)
+
+    return IsolatingLacValidator
 
 
 def run_903(args, ons_code: str, warnings: list[str]) -> dict:
@@ -250,19 +356,14 @@ def run_903(args, ons_code: str, warnings: list[str]) -> dict:
             files.append({"name": str(p), "description": label, "file_content": p.read_bytes()})
 
     metadata = {"collectionYear": str(args.collection_year), "localAuthority": ons_code}
-    capture = _FailureCapture()
-    lac_logger = logging.getLogger("lac_validator.lac_validator")
-    lac_logger.addHandler(capture)
     # A few rules print() debugging output; keep stdout for our JSON.
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            validator = LacValidator(
+            validator = _isolating_lac_validator(LacValidator)(
                 metadata=metadata, files=files, registry=registry, selected_rules=args.select
             )
     except UploadError as exc:
         raise RunError(f"the 903 validator rejected the files: {exc}") from exc
-    finally:
-        lac_logger.removeHandler(capture)
 
     loaded = sorted(validator.dfs)
     warnings.extend(
@@ -292,12 +393,17 @@ def run_903(args, ons_code: str, warnings: list[str]) -> dict:
                     }
                 )
     errors.sort(key=lambda e: (str(e["code"]), str(e["table"]), e["row"] or 0))
-    failed = {code: capture.failures.get(code, "failed") for code in validator.fails}
+    crashed = []
+    for code, error in validator.crashes.items():
+        explain = KNOWN_CRASHES_903.get(str(code))
+        known = explain(error, validator.loaded_store, registry[code]) if explain else None
+        crashed.append(_crash_entry(str(code), error, known))
     return {
         "errors": errors,
         "rules_run": len(validator.dones),
         "rules_skipped": sorted(validator.skips),
-        "rules_failed": failed,
+        "rules_failed": {c["code"]: c["error"] for c in crashed},
+        "rules_crashed": crashed,
         "tables_loaded": loaded,
     }
 
@@ -394,6 +500,74 @@ def convert_cin_fast(root) -> dict:
     return {name: out[name] for name in order}
 
 
+def _isolating_cin_validator(base):
+    """``CinValidator`` whose rule loop isolates each rule completely.
+
+    The validator's own loop catches an exception from a rule's function but only ``print()``s
+    it, then still files whatever issues the rule pushed before it crashed; the filing
+    (``process_issues``) runs outside that ``try``, and after the loop the per-issue child lookup
+    and a user report this runner never reads can stop the whole run. This loop is the same (a
+    deep copy of the tables per rule, same order, same ``process_issues``), except that filing
+    runs inside the ``try`` and is undone if it fails; a crash is recorded in ``crashes`` as
+    ``{code: "Type: message"}`` and the crashed rule files nothing. ``user_report`` is not made.
+    """
+    import copy
+
+    import pandas as pd
+    from cin_validator import cin_validator as cv
+
+    frames = ("issue_instances", "full_issue_df")
+    lists = ("rules_passed", "rules_broken", "rule_messages", "la_rules_broken")
+
+    class IsolatingCinValidator(base):
+        def __init__(self, data_files, ruleset_registry, selected_rules=None):
+            self.data_files = data_files
+            self.ruleset_registry = ruleset_registry
+            raw_data = copy.deepcopy(self.data_files)
+            self.create_issue_report_df(selected_rules)
+            self.full_issue_df = cv.include_issue_child(self.full_issue_df, raw_data)
+            df = self.full_issue_df.rename(columns={"ROW_ID": "row_id", "LAchildID": "child_id"})
+            df = df.drop(columns=["ERROR_ID"], errors="ignore")
+            df = df.drop_duplicates(["child_id", "rule_code", "columns_affected", "row_id"])
+            df = df.reset_index(drop=True)
+            header = df[df["tables_affected"] == "Header"]
+            self.full_issue_df = df[df["tables_affected"] != "Header"]
+            self.multichild_issues = pd.concat([header, self.la_rule_issues])[
+                ["rule_code", "rule_description"]
+            ]
+
+        def create_issue_report_df(self, selected_rules=None):
+            self.crashes: dict[str, str] = {}
+            tables = cv.enum_keys(self.data_files)
+            self.issue_instances = pd.DataFrame()
+            self.full_issue_df = pd.DataFrame(
+                columns=["tables_affected", "columns_affected", "ROW_ID", "ERROR_ID",
+                         "rule_code", "rule_description", "rule_type", "la_level", "LAchildID"]
+            )  # fmt: skip
+            self.rules_passed, self.rules_broken = [], []
+            self.rule_messages, self.la_rules_broken = [], []
+            for rule in self.get_rules_to_run(self.ruleset_registry, selected_rules):
+                # process_issues appends to the lists and rebinds the frames.
+                before = {name: copy.copy(getattr(self, name)) for name in lists}
+                before.update({name: getattr(self, name) for name in frames})
+                try:
+                    ctx = cv.RuleContext(rule)
+                    rule.func(copy.deepcopy(tables), ctx)
+                    self.process_issues(rule, ctx)
+                except Exception as exc:
+                    for name, value in before.items():
+                        setattr(self, name, value)
+                    self.crashes[str(rule.code)] = _crash_text(exc)
+            # The validator's own concat of la_rules_broken (a list of (code, message) tuples)
+            # fails and falls back to an empty frame; keep that result.
+            try:
+                self.la_rule_issues = pd.concat(self.la_rules_broken)
+            except Exception:
+                self.la_rule_issues = pd.DataFrame()
+
+    return IsolatingCinValidator
+
+
 def run_cin(args, dfe_code: str | None, warnings: list[str]) -> dict:
     import xml.etree.ElementTree as ET
 
@@ -437,14 +611,12 @@ def run_cin(args, dfe_code: str | None, warnings: list[str]) -> dict:
         raw = convert_cin_fast(root)
     data = cin_validator.process_data(raw)
 
-    # CinValidator print()s rule crashes to stdout; keep stdout for our JSON.
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        validator = cin_validator.CinValidator(data, registry, selected_rules=args.select)
-    printed = out.getvalue()
-    if printed:
-        sys.stderr.write(printed)
-    failed = dict(re.findall(r"^Error with rule (\S+): (.*)$", printed, flags=re.M))
+    # Rules may print(); keep stdout for our JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        validator = _isolating_cin_validator(cin_validator.CinValidator)(
+            data, registry, selected_rules=args.select
+        )
+    crashed = [_crash_entry(code, error, None) for code, error in validator.crashes.items()]
 
     def rtype(code: str) -> str:
         rule = registry.get(str(code))
@@ -503,9 +675,10 @@ def run_cin(args, dfe_code: str | None, warnings: list[str]) -> dict:
     n_selected = len(validator.get_rules_to_run(registry, args.select))
     return {
         "errors": return_level + ordered,
-        "rules_run": n_selected - len(failed),
+        "rules_run": n_selected - len(crashed),
         "rules_skipped": [],
-        "rules_failed": failed,
+        "rules_failed": {c["code"]: c["error"] for c in crashed},
+        "rules_crashed": crashed,
     }
 
 
@@ -626,6 +799,7 @@ def main(argv=None) -> int:
         "collection_year": args.collection_year,
         "rules_skipped": result["rules_skipped"],
         "rules_failed": result["rules_failed"],
+        "rules_crashed": result["rules_crashed"],
         "warnings": warnings,
         "seconds": round(elapsed, 2),
     }
@@ -633,6 +807,7 @@ def main(argv=None) -> int:
         out["tables_loaded"] = result["tables_loaded"]
     for w in warnings:
         print(f"run_validators: warning: {w}", file=sys.stderr)
+    _report_crashes(result["rules_crashed"])
     # Serialise fully before writing, so stdout never holds half an object.
     text = json.dumps(out, indent=1, default=_field_name)
     sys.stdout.write(text + "\n")

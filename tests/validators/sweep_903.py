@@ -10,10 +10,13 @@ earliest shipped, for earlier years). Run it with the validators' venv::
 stdout gets one JSON object::
 
     {"returns": [[year, "la"], ...], "rules_failed": {"year/la": {code: message}},
+     "rules_crashed": {"year/la": [{"code", "error", "message", "known_bug"}, ...]},
      "errors": [{"code", "year", "la", "table", "row", "child"}, ...]}
 
-and stderr a count of each rule that fired. ``--top N`` keeps, in each year, the N returns with
-the most episodes. Exit status as ``run_validators.py``.
+and stderr a count of each rule that fired, and a line ``year/la: rule X crashed: ...`` for each
+rule that raised (see ``run_validators.py``; the other rules of that return still ran).
+``--top N`` keeps, in each year, the N returns with the most episodes. Exit status as
+``run_validators.py``.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def _returns(root: Path, years: list[int], las: set[str], top: int) -> list[tupl
 def sweep(root: Path, returns: list[tuple[int, str]]) -> dict:
     """The 903 rules' findings on each return (year, la) under ``root`` (returns/ssda903)."""
     known = set(rv.list_rulesets("lac_validator"))
-    errors, failed = [], {}
+    errors, failed, crashed = [], {}, {}
     for year, la in returns:
         ruleset = rv.expected_ruleset("903", year)
         previous = root / str(year - 1) / la
@@ -71,12 +74,19 @@ def sweep(root: Path, returns: list[tuple[int, str]]) -> dict:
             result = rv.run_903(args, ons, [])
         if result["rules_failed"]:
             failed[f"{year}/{la}"] = result["rules_failed"]
+            crashed[f"{year}/{la}"] = result["rules_crashed"]
+            rv._report_crashes(result["rules_crashed"], f"{year}/{la}: ")
         errors.extend(
             {"code": e["code"], "year": year, "la": la, "table": e["table"], "row": e["row"],
              "child": e["child"]}
             for e in result["errors"]
         )  # fmt: skip
-    return {"returns": [list(r) for r in returns], "rules_failed": failed, "errors": errors}
+    return {
+        "returns": [list(r) for r in returns],
+        "rules_failed": failed,
+        "rules_crashed": crashed,
+        "errors": errors,
+    }
 
 
 def main(argv=None) -> int:
