@@ -7,9 +7,12 @@ import pandas as pd
 import pytest
 
 from trainkit.config import make_config
+from trainkit.parameters import load_parameters
 from trainkit.simulate.care import FOSTER_PLACEMENTS, NOT_CARE_LEAVERS
 from trainkit.simulate.engine import plan_shards, record_context
 from trainkit.simulate.geography import load_geography
+from trainkit.simulate.population import simulate_population
+from trainkit.simulate.social_care import FAR_FUTURE, breakdown_dates, simulate_social_care
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +174,106 @@ def test_periods_end_in_placements_their_reason_needs(shard):
     assert (ad.loc[other, "date_decision_ceased"] == ad.loc[other, "end_date"]).all()
     assert ad.loc[~other, "date_decision_ceased"].isna().all()
     assert set(ad["reason_decision_ceased"].dropna()) <= {"RD4"}
+
+
+def _after_adoption(overrides=None) -> tuple[pd.DataFrame, object]:
+    """Children adopted from care in a 100,000-person run (population and social care only),
+    with the start of any later period of care, and the cumulative breakdown hazard the
+    parameters give them between the order and the end of their follow-up (18th birthday,
+    death, emigration or the census)."""
+    cfg = make_config({"children": 100_000, "seed": 4, "shard_size": 100_000})
+    plan = plan_shards(cfg)[0]
+    params, geo = load_parameters(overrides), load_geography()
+    seq = np.random.SeedSequence(cfg.seed).spawn(1)[0]
+    rng_pop, rng_sc, *_ = (np.random.default_rng(s) for s in seq.spawn(5))
+    cohort, _ = simulate_population(
+        plan.n_births, plan.n_arrivals, plan.first_person_id, np.datetime64(cfg.birth_start),
+        np.datetime64(cfg.last_birth), np.datetime64(cfg.census_date), geo, params, rng_pop,
+    )  # fmt: skip
+    per = simulate_social_care(cohort, geo, params, rng_sc)["care_periods"]
+    per["start_date"] = pd.to_datetime(per["start_date"])
+    per["end_date"] = pd.to_datetime(per["end_date"])
+    orders = per[per["reason_ended"].isin(["E11", "E12"])].sort_values("end_date")
+    first = orders.drop_duplicates("person_id").set_index("person_id")["end_date"]
+    later = per.merge(first.rename("order"), left_on="person_id", right_index=True)
+    later = later[later["start_date"] > later["order"]]
+    out = pd.DataFrame({"order": first})
+    out["periods_after"] = later.groupby("person_id").size().reindex(out.index, fill_value=0)
+    out["re_entry"] = later.groupby("person_id")["start_date"].min()
+    row = np.searchsorted(cohort.person_id, out.index.to_numpy())
+    dob = pd.to_datetime(cohort.date_of_birth[row])
+    end = np.minimum(pd.to_datetime(cohort.follow_up_end[row]), dob + pd.DateOffset(years=18))
+    out["age_order"] = (out["order"] - dob).dt.days.to_numpy() / 365.25
+    out["age_re_entry"] = (out["re_entry"] - dob).dt.days.to_numpy() / 365.25
+    h = params["care.adoption_breakdown_hazard"]
+    by_age = np.select([np.arange(18) < 4, np.arange(18) < 11],
+                       [h["under4"], h["age4to10"]], h["age11to17"])  # fmt: skip
+    cum = np.r_[0.0, np.cumsum(by_age)]
+    at = lambda age: np.interp(np.minimum(age, 18), np.arange(19), cum)  # noqa: E731
+    age_end = (end - dob).days.to_numpy() / 365.25
+    out["age_end"] = age_end
+    out["hazard"] = at(age_end) - at(out["age_order"].to_numpy())
+    return out, params
+
+
+def test_adopted_children_rarely_come_back_into_care():
+    """Post-order adoption breakdown is rare and mostly in the teens (Selwyn et al. 2014: 3.2%
+    twelve years after the order, teenagers ten times the rate of under-fours): the number of
+    adopted children with a later period of care is what care.adoption_breakdown_hazard gives
+    over each child's follow-up, and each comes back at most once."""
+    ad, _ = _after_adoption()
+    expected = (1 - np.exp(-ad["hazard"])).sum()
+    seen = (ad["periods_after"] > 0).sum()
+    assert len(ad) > 300 and 5 < expected < 25
+    # Poisson band around the parameter's expectation (the old model sent 1 in 7 back: ~55)
+    assert expected - 3 * np.sqrt(expected) <= seen <= expected + 3 * np.sqrt(expected)
+    assert (ad["periods_after"] <= 1).all()
+
+
+def test_adoption_breakdown_follows_its_hazard():
+    """Ten times the hazard: enough breakdowns to check their number and ages against it."""
+    h = load_parameters()["care.adoption_breakdown_hazard"]
+    ad, _ = _after_adoption({"care.adoption_breakdown_hazard": {k: 10 * v for k, v in h.items()}})
+    expected = (1 - np.exp(-ad["hazard"])).sum()
+    seen = (ad["periods_after"] > 0).sum()
+    assert expected > 80
+    # a few breakdowns are lost when a case open then runs past the 18th birthday or the census
+    assert 0.8 * expected - 3 * np.sqrt(expected) <= seen <= expected + 3 * np.sqrt(expected)
+    assert (ad["periods_after"] <= 1).all()
+    back = ad[ad["periods_after"] > 0]
+    assert (back["re_entry"] > back["order"]).all()
+    # by age: breakdowns per year at risk under 11 and from 11, against the hazard (ten times
+    # higher for teenagers than under four); years at risk end at the breakdown
+    stop = np.fmin(ad["age_re_entry"].to_numpy(), ad["age_end"].to_numpy())
+    start = ad["age_order"].to_numpy()
+    for lo, hi, rate in [(0, 11, None), (11, 18, 10 * h["age11to17"])]:
+        years = np.clip(np.minimum(stop, hi) - np.maximum(start, lo), 0, None)
+        if rate is None:  # under four, then four to ten
+            y4 = np.clip(np.minimum(stop, 4) - start, 0, None)
+            want = 10 * (h["under4"] * y4 + h["age4to10"] * (years - y4)).sum()
+        else:
+            want = rate * years.sum()
+        got = ((back["age_re_entry"] >= lo) & (back["age_re_entry"] < hi)).sum()
+        assert want > 15, (lo, want)
+        assert 0.8 * want - 3 * np.sqrt(want) <= got <= want + 3 * np.sqrt(want), (lo, got, want)
+
+
+def test_breakdown_dates_follow_the_hazard_by_age():
+    params = load_parameters(
+        {"care.adoption_breakdown_hazard": {"under4": 0.0, "age4to10": 0.0, "age11to17": 0.2}}
+    )
+    n = 20_000
+    dob = np.full(n, np.datetime64("2005-06-15", "D"))
+    order = dob + 3 * 365
+    draws = np.random.default_rng(0).exponential(1.0, n)
+    when = breakdown_dates(params, dob, order, draws)
+    due = when < FAR_FUTURE
+    age = (when[due] - dob[due]).astype(np.int64) / 365.25
+    # nothing before 11 (zero hazard); by 18, 1 - exp(-7 x 0.2) = 75% have broken down
+    assert (age >= 11).all() and (age < 18).all()
+    assert abs(due.mean() - (1 - np.exp(-1.4))) < 0.015
+    # the same draws give the same dates, and a zero hazard none
+    assert (breakdown_dates(params, dob, order, draws) == when).all()
+    zero = {"under4": 0.0, "age4to10": 0.0, "age11to17": 0.0}
+    none = load_parameters({"care.adoption_breakdown_hazard": zero})
+    assert (breakdown_dates(none, dob, order, draws) == FAR_FUTURE).all()

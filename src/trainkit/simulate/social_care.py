@@ -7,6 +7,11 @@ round is vectorised over every child with that many candidate referrals. Each re
 through the funnel; children in need may have a section 47 enquiry, a conference, a protection
 plan, and a period of care whose route out (adoption, special guardianship, home, 18th
 birthday...) and length depend on the age at entry.
+
+An adoption order ends the birth family's part: no later referral takes the child into care,
+except the breakdown of the adoption itself, drawn at the order from a yearly hazard by age
+(``care.adoption_breakdown_hazard``) and run through the funnel as a referral that ends in care
+(deferred past any case still open then).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from .working_days import add_working_days, england_bank_holidays, previous_work
 
 DAYS = 365.25
 FAR_PAST = np.datetime64("1900-01-01", "D")
+FAR_FUTURE = np.datetime64("2262-01-01", "D")
+ADOPTION_ORDERS = ("E11", "E12")
+"""Reasons a period of care ends with an adoption order."""
 
 CATEGORY_CODES = {
     "NEG": "Neglect",
@@ -218,6 +226,49 @@ class _Risk:
         self.need = geo.need_index[la_idx]
 
 
+class _Adoptions:
+    """Each child's latest adoption order, and the day the adoption breaks down if it does.
+
+    ``breakdown`` is FAR_FUTURE when none is due (never adopted, the draw fell after the 18th
+    birthday, or the breakdown has happened: a child's adoption breaks down at most once).
+    """
+
+    def __init__(self, n: int):
+        self.order = np.full(n, FAR_FUTURE)
+        self.breakdown = np.full(n, FAR_FUTURE)
+        self.broken = np.zeros(n, bool)
+
+
+def breakdown_dates(params: Parameters, dob, order, draws) -> np.ndarray:
+    """The day each adoption made on ``order`` breaks down (FAR_FUTURE if not before 18).
+
+    The hazard is piecewise constant by year of age (``care.adoption_breakdown_hazard``); with
+    ``draws`` unit exponentials, the breakdown comes when the cumulative hazard since the order
+    reaches the draw.
+    """
+    hz = _breakdown_hazard_by_age(params)
+    cum = np.r_[0.0, np.cumsum(hz)]  # cumulative hazard at exact ages 0..18
+    dob = np.asarray(dob, "datetime64[D]")
+    age0 = (np.asarray(order, "datetime64[D]") - dob).astype(np.int64) / DAYS
+    target = np.interp(age0, np.arange(len(cum)), cum) + draws
+    k = np.searchsorted(cum, target, side="right") - 1
+    inside = k < len(hz)
+    kk = np.minimum(k, len(hz) - 1)
+    age = kk + (target - cum[kk]) / np.where(inside, hz[kk], 1.0)
+    when = dob + np.ceil(np.where(inside, age, 0.0) * DAYS).astype(np.int64)
+    when = np.maximum(when, np.asarray(order, "datetime64[D]") + 1)
+    return np.where(inside & (when < add_years(dob, 18)), when, FAR_FUTURE)
+
+
+def _breakdown_hazard_by_age(params: Parameters) -> np.ndarray:
+    """Yearly hazard of adoption breakdown at each year of age 0 to 17."""
+    h = params["care.adoption_breakdown_hazard"]
+    age = np.arange(18)
+    return np.select(
+        [age < 4, age < 11], [float(h["under4"]), float(h["age4to10"])], float(h["age11to17"])
+    )
+
+
 def simulate_social_care(
     cohort: Cohort, geo: Geography, params: Parameters, rng: np.random.Generator
 ) -> dict[str, pd.DataFrame]:
@@ -230,28 +281,49 @@ def simulate_social_care(
     # pre-birth referrals come up to a year before birth; conferences and plans run past the census
     holidays = england_bank_holidays(min(first_year, census_year) - 1, census_year + 5)
     cand_row, cand_date = _candidate_referrals(cohort, risk, params, rng)
-    # UASC: one referral on arrival, straight into care
-    uasc_rows = np.flatnonzero(cohort.uasc)
     out = _Accumulator()
     case_end = np.full(len(cohort), FAR_PAST)
     cp_count = np.zeros(len(cohort), np.int16)
     last_ref = np.full(len(cohort), FAR_PAST)
     seq = np.zeros(len(cohort), np.int64)
-    _funnel(
-        cohort,
-        risk,
-        params,
-        rng,
-        uasc_rows,
-        cohort.date_arrived[uasc_rows],
-        True,
-        case_end,
-        cp_count,
-        last_ref,
-        seq,
-        out,
-        holidays,
-    )
+    adoptions = _Adoptions(len(cohort))
+
+    def funnel(rows, dates, uasc=False, breakdown=False):
+        _funnel(
+            cohort,
+            risk,
+            params,
+            rng,
+            rows,
+            dates,
+            uasc,
+            case_end,
+            cp_count,
+            last_ref,
+            seq,
+            out,
+            holidays,
+            adoptions,
+            breakdown,
+        )
+
+    def breakdowns(rows, before):
+        """Adoptions of ``rows`` that break down before ``before``: a referral into care on
+        the breakdown day, or the day after the case then open closes."""
+        due = adoptions.breakdown[rows]
+        when = np.maximum(due, case_end[rows] + 1)
+        go = (due < FAR_FUTURE) & (when < before)
+        rows, when = rows[go], when[go]
+        adoptions.breakdown[rows] = FAR_FUTURE
+        adoptions.broken[rows] = True
+        # one deferred past the 18th birthday, death or emigration does not happen
+        limit = np.minimum(add_years(cohort.date_of_birth[rows], 18), cohort.follow_up_end[rows])
+        ok = when < limit
+        funnel(rows[ok], when[ok], breakdown=True)
+
+    # UASC: one referral on arrival, straight into care
+    uasc_rows = np.flatnonzero(cohort.uasc)
+    funnel(uasc_rows, cohort.date_arrived[uasc_rows], uasc=True)
 
     order = np.lexsort((cand_date, cand_row))
     cand_row, cand_date = cand_row[order], cand_date[order]
@@ -260,22 +332,10 @@ def simulate_social_care(
     for r in range(int(rank.max()) + 1 if len(rank) else 0):
         sel = rank == r
         rows, dates = cand_row[sel], cand_date[sel]
+        breakdowns(rows, dates)
         keep = dates > case_end[rows]
-        _funnel(
-            cohort,
-            risk,
-            params,
-            rng,
-            rows[keep],
-            dates[keep],
-            False,
-            case_end,
-            cp_count,
-            last_ref,
-            seq,
-            out,
-            holidays,
-        )
+        funnel(rows[keep], dates[keep])
+    breakdowns(np.flatnonzero(adoptions.breakdown < FAR_FUTURE), FAR_FUTURE)
     return out.frames()
 
 
@@ -389,9 +449,26 @@ def _factors(rng, params, in_need, assessed, uasc):
 
 
 def _funnel(
-    cohort, risk, params, rng, rows, dates, uasc, case_end, cp_count, last_ref, seq, out, holidays
+    cohort,
+    risk,
+    params,
+    rng,
+    rows,
+    dates,
+    uasc,
+    case_end,
+    cp_count,
+    last_ref,
+    seq,
+    out,
+    holidays,
+    adoptions,
+    breakdown=False,
 ):
     """Run referrals (``rows[i]`` referred on ``dates[i]``) through the social-care pathway.
+
+    A referral of a child adopted before it never leads to care, unless it is the breakdown of
+    the adoption (``breakdown``): the child is in need and starts a period of care that day.
 
     Every date is one a local authority's case system could hold: the assessment that carries a
     section 47 enquiry starts by the enquiry's start and is authorised no earlier than its
@@ -405,6 +482,7 @@ def _funnel(
         return
     is_uasc = uasc
     uasc = np.full(n, is_uasc)
+    breakdown = np.full(n, breakdown)
     census = cohort.census_date
     follow = cohort.follow_up_end[rows]
     dob = cohort.date_of_birth[rows]
@@ -418,9 +496,10 @@ def _funnel(
     # referral outcome: NFA, assessed not in need, or in need
     p_nfa = params["social_care.nfa_share"]
     p_nin = params["social_care.not_in_need_share"] / (1 - p_nfa)
-    nfa = (rng.random(n) < p_nfa) & ~uasc
+    forced = uasc | breakdown  # straight into care
+    nfa = (rng.random(n) < p_nfa) & ~forced
     logit = np.log((1 - p_nin) / p_nin) + params["social_care.in_need_risk_log_or"] * score
-    in_need = uasc | (~nfa & (rng.random(n) < 1 / (1 + np.exp(-logit))))
+    in_need = forced | (~nfa & (rng.random(n) < 1 / (1 + np.exp(-logit))))
     assessed = ~nfa
     ad = params["social_care.assessment_days"]
     a_start = dates + rng.geometric(1 / (1 + ad["start_mean"]), n) - 1
@@ -479,15 +558,17 @@ def _funnel(
     p_care = p_care * np.exp(params["social_care.care_risk_log_rr"] * score) / 1.6
     male = cohort.sex[rows] == "M"
     p_care = p_care * np.where(male, params["social_care.care_male_rate_ratio"], 1.0)
-    care = uasc | (in_need & (rng.random(n) < np.minimum(p_care, 0.95)))
+    adopted = adoptions.order[rows] < dates
+    care = forced | (in_need & ~adopted & (rng.random(n) < np.minimum(p_care, 0.95)))
     after_cp = care & cp & (rng.random(n) < params["social_care.care_after_cp_share"] * 2.5)
+    after_cp &= ~breakdown
     care_start = np.where(
         uasc,
         dates + rng.integers(0, 4, n),
         np.where(
             after_cp,
             cp_start + (rng.random(n) * cp_len).astype(np.int64),
-            np.maximum(dates, dob) + rng.integers(0, 60, n),
+            np.maximum(dates, dob) + np.where(breakdown, 0, rng.integers(0, 60, n)),
         ),
     )
     eighteen = add_years(dob, 18)
@@ -530,6 +611,13 @@ def _funnel(
         close[ci] = np.where(open_, np.datetime64("2262-01-01"), end_or_far + after)
         reason[ci] = periods["closure_reason"].to_numpy()
         out.add("care_periods", periods.drop(columns="closure_reason"))
+        # an adoption order: the day the adoption breaks down, if it does (once per child)
+        a = np.flatnonzero(np.isin(periods["reason_ended"].to_numpy(object), ADOPTION_ORDERS))
+        who, order = rows[ci[a]], end_or_far[a].astype("datetime64[D]")
+        adoptions.order[who] = order
+        draws = rng.exponential(1.0, len(a))
+        due = breakdown_dates(params, cohort.date_of_birth[who], order, draws)
+        adoptions.breakdown[who] = np.where(adoptions.broken[who], FAR_FUTURE, due)
 
     # a case closes no earlier than the work on it ends: the assessment, the enquiry's outcome,
     # the protection plan, the CIN plan's shortest length
