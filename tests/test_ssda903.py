@@ -18,6 +18,7 @@ from trainkit.config import make_config
 from trainkit.datasets import ssda903
 from trainkit.datasets.identifiers import UPN_UNKNOWN_CODES_903, is_valid_upn
 from trainkit.datasets.record import ErrorLog, Links
+from trainkit.parameters import load_parameters
 from trainkit.simulate.context import add_years
 from trainkit.simulate.engine import plan_shards, record_context
 
@@ -452,6 +453,27 @@ def _left_on_birthday(folder: Path, year: int, la: str, child: str) -> bool:
     return dec in (dob + pd.DateOffset(years=17), dob + pd.DateOffset(years=18))
 
 
+def _back_after_permanence(folder: Path, year: int, la: str, child: str) -> bool:
+    """Rule 632's false positive: a child looked after when the year began who left care under a
+    permanence order (SGO, CAO) and came back in the same year. The rule compares DATE_PERM with
+    the child's first episode of the year, which predates the order, not with the start of the
+    period the previous permanence belongs to."""
+    eps = pd.read_csv(folder / str(year) / la / "episodes.csv", dtype=str, keep_default_na=False)
+    pp = pd.read_csv(
+        folder / str(year) / la / "previous_permanence.csv", dtype=str, keep_default_na=False
+    )
+    mine = eps[eps["CHILD"] == child]
+    decom = pd.to_datetime(mine["DECOM"], format="%d/%m/%Y")
+    started = decom[(mine["RNE"] == "S").to_numpy()]
+    perm = pd.to_datetime(pp.loc[pp["CHILD"] == child, "DATE_PERM"], format="%d/%m/%Y")
+    return (
+        len(started) > 0
+        and len(perm) == 1
+        and decom.min() <= perm.iloc[0] < started.min()
+        and decom.min() < pd.Timestamp(f"{year - 1}-04-01")
+    )
+
+
 def _unexplained_crashes(crashes: list[dict]) -> list[str]:
     """``rule X crashed: ...`` for each crash that is not a documented validator bug."""
     return [
@@ -462,14 +484,18 @@ def _unexplained_crashes(crashes: list[dict]) -> list[str]:
 
 
 def _unexplained(errors: list[dict], folder: Path, **where) -> set[str]:
-    """Rules that fired outside the documented exemptions (1016 checked row by row); ``where``
-    gives the year and la of a single return's errors."""
+    """Rules that fired outside the documented exemptions (1016 and 632 checked row by row);
+    ``where`` gives the year and la of a single return's errors."""
     out = set()
     for e in errors:
         if e["code"] == "1016":
             e = {**where, **e}
             if not _left_on_birthday(folder, e["year"], e["la"], e["child"]):
                 out.add("1016 (not on the birthday)")
+        elif e["code"] == "632":
+            e = {**where, **e}
+            if not _back_after_permanence(folder, e["year"], e["la"], e["child"]):
+                out.add("632 (not a return to care after a permanence order in the year)")
         elif e["code"] not in EXEMPT:
             out.add(e["code"])
     return out
@@ -503,41 +529,78 @@ def test_clean_returns_of_several_las_and_years_raise_only_documented_dfe_rules(
     assert _unexplained(report["errors"], folder) == set()
 
 
-def test_an_adopted_child_looked_after_again_is_a_new_child_to_the_la(shard, clean):
+@pytest.fixture(scope="module")
+def breakdowns(tmp_path_factory):
+    """A 20k shard whose adoptions break down 20 times as often as published, so that adopted
+    children come back into the same LA's care within the collection years."""
+    hazard = load_parameters()["care.adoption_breakdown_hazard"]
+    cfg = make_config(
+        {
+            "children": 20000,
+            "seed": 3,
+            "messiness": "clean",
+            "parameters": {
+                "care.adoption_breakdown_hazard": {k: 20 * v for k, v in hazard.items()}
+            },
+        }
+    )
+    ctx = record_context(cfg, plan_shards(cfg)[0])
+    records = ssda903.record(ctx)
+    return ctx, records, _write(records, tmp_path_factory.mktemp("ssda903_breakdowns"))
+
+
+def _back_in_care(ctx) -> pd.DataFrame:
+    """Periods of care of adopted children, in the LA that adopted them, after the order, that
+    start in or after the year before the first collection year."""
+    per = ctx.truth["care_periods"]
+    orders = ctx.adoption_orders()
+    back = per[per["person_id"].isin(orders.index)]
+    order_day = orders.reindex(back["person_id"]).to_numpy("datetime64[D]")
+    back = back[back["start_date"].to_numpy("datetime64[D]") >= order_day]
+    ad = ctx.truth["adoptions"].dropna(subset=["date_adopted"])[["person_id", "la_code"]]
+    back = back.merge(ad.drop_duplicates(), on=["person_id", "la_code"])
+    return back[back["start_date"] >= pd.Timestamp(f"{min(ctx.years) - 1}-04-01")]
+
+
+def test_an_adopted_child_looked_after_again_is_a_new_child_to_the_la(breakdowns):
     """DfE rules 199/334/1003: a child adopted from care who comes back into care has a new
     legal identity, so a new CHILD (and UPN); only the previous permanence links the two."""
-    records, _ = clean
+    ctx, records, _ = breakdowns
     eps = records["ssda903.episodes"]
-    dec = pd.to_datetime(eps["DEC"], format="%d/%m/%Y")
-    decom = pd.to_datetime(eps["DECOM"], format="%d/%m/%Y")
-    adopted = eps.loc[eps["REC"].isin(["E11", "E12"]), ["_la", "CHILD"]].assign(
-        _adopted=dec[eps["REC"].isin(["E11", "E12"])]
+    ended = eps["REC"].isin(["E11", "E12"])
+    adopted = eps.loc[ended, ["_la", "CHILD"]].assign(
+        _adopted=pd.to_datetime(eps.loc[ended, "DEC"], format="%d/%m/%Y")
     )
-    later = eps.assign(_decom=decom).merge(adopted, on=["_la", "CHILD"])
+    later = eps.assign(_decom=pd.to_datetime(eps["DECOM"], format="%d/%m/%Y"))
+    later = later.merge(adopted, on=["_la", "CHILD"])
     assert not (later["_decom"] >= later["_adopted"]).any()
-    # the shard has adopted children who came back into the same LA's care: each is there under
-    # two ids, with a different UPN (or an unknown code), and PREV_PERM says adopted
-    per = shard.truth["care_periods"]
-    orders = shard.adoption_orders()
-    back = per[per["person_id"].isin(orders.index)]
-    back = back[
-        back["start_date"].to_numpy("datetime64[D]")
-        >= orders.reindex(back["person_id"]).to_numpy("datetime64[D]")
-    ]
-    ad = shard.truth["adoptions"].dropna(subset=["date_adopted"])[["person_id", "la_code"]]
-    back = back.merge(ad.drop_duplicates(), on=["person_id", "la_code"])
-    back = back[back["start_date"] >= pd.Timestamp(f"{min(shard.years) - 1}-04-01")]
-    assert len(back) > 0, "no adopted child came back into the same LA's care in this shard"
+    back = _back_in_care(ctx)
+    assert back["person_id"].nunique() >= 5
     head = records["ssda903.header"]
     pid, la = back["person_id"].to_numpy(), back["la_code"].to_numpy()
-    new_ids = shard.la_child_ids(pid, la, 1)
+    new_ids = ctx.la_child_ids(pid, la, 1)
     assert set(zip(la, new_ids, strict=True)) <= _tuples(head["_la"], head["CHILD"])
-    new_upn = head[head["CHILD"].isin(new_ids)].set_index(["_la", "CHILD"])["UPN"]
-    old_upn = head[head["CHILD"].isin(shard.la_child_ids(pid, la, 0))].set_index("_la")["UPN"]
-    assert not set(new_upn) & set(old_upn) - {"UN1", "UN2"}
+    new_upn = set(head.loc[head["CHILD"].isin(new_ids), "UPN"])
+    old_upn = set(head.loc[head["CHILD"].isin(ctx.la_child_ids(pid, la, 0)), "UPN"])
+    assert not new_upn & old_upn - {"UN1", "UN2"}
     pp = records["ssda903.previous_permanence"]
     pp = pp[pp["CHILD"].isin(new_ids)]
     assert len(pp) > 0 and (pp["PREV_PERM"] == "P1").all()  # P1: adoption
+
+
+@pytest.mark.skipif(not VALIDATOR_PYTHON.exists(), reason="no .venv-validators (see README)")
+def test_returns_with_adopted_children_back_in_care_raise_only_documented_rules(breakdowns):
+    ctx, _, root = breakdowns
+    back = _back_in_care(ctx)
+    las = ",".join(str(la) for la in sorted(back["la_code"].unique()))
+    args = [str(VALIDATOR_PYTHON), str(SWEEP), str(root), "--las", las]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert len(report["returns"]) >= 5
+    assert [m for c in report["rules_crashed"].values() for m in _unexplained_crashes(c)] == []
+    assert not {"199", "334", "1003"} & {e["code"] for e in report["errors"]}
+    assert _unexplained(report["errors"], root / "returns" / "ssda903") == set()
 
 
 def _run_903(folder: Path, year: int, *crash: str) -> tuple[dict, str]:
