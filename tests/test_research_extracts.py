@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -450,3 +453,52 @@ def test_same_input_same_output(base_ctx, clean):
     _, again = _record(base_ctx, "clean")
     for name in first:
         pd.testing.assert_frame_equal(first[name], again[name])
+
+
+def _figures_tool():
+    """tools/research_figures.py, which measures the figures docs/research_extracts.md quotes."""
+    path = Path(__file__).resolve().parents[1] / "tools" / "research_figures.py"
+    spec = importlib.util.spec_from_file_location("research_figures", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_figures_tool_measures_every_section_of_the_doc_on_a_small_shard():
+    tool = _figures_tool()
+    f = tool.compute(seed=3, children=3000, repeats=1)
+    text = tool.markdown(f)
+    for heading in ("Rows per table", "PMRs in the social-care modules", "Adoption",
+                    "Choices", "HES admitted patient care", "The bridging file", "Anomalies",
+                    "Performance"):  # fmt: skip
+        assert f"### {heading}" in text, heading
+    assert set(f["rows"]) == set(BY_NAME) and min(f["rows"].values()) > 0
+    for name in BY_NAME:
+        assert f"`{name}`" in text
+    assert f["rows_realistic"]["hes.apc"] > f["rows"]["hes.apc"]  # duplicated episodes
+    shares = [f["pmr"]["cin"], f["pmr"]["cla"], *f["pmr"]["cin_by_age"].values(),
+              f["census"]["eal"], f["census"]["eal_recent"], f["bridging"]["step1"],
+              *(r for _, rates in f["bridging"]["groups"] for r, n in rates if n)]  # fmt: skip
+    assert all(0 <= s <= 100 for s in shares), shares
+    assert f["pmr"]["cin_by_age"]["0-1"] == 0 < f["pmr"]["cin_by_age"]["11-15"]
+    groups = dict(f["bridging"]["groups"])
+    assert 90 < groups["all pupils"][0][0] < 100
+    assert groups["all pupils"][0][1] == f["bridging"]["pupils"] > 0
+    assert 0 < f["hes"]["spells"] <= f["hes"]["episodes"] == f["rows"]["hes.apc"]
+    assert len(f["anomalies"]) == len(tool.ANOMALIES) and sum(map(sum, f["anomalies"])) > 0
+    assert f["unlisted_anomalies"] == []  # the doc's anomaly table lists every logged type
+    assert text.count("\n| `") == len(BY_NAME) + len(tool.ANOMALIES)
+    assert len(f["cpu"]) == 1 and f["cpu"][0] > 0
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "research_extracts.md").read_text()
+    assert "python tools/research_figures.py" in doc
+
+
+@pytest.mark.parametrize(
+    "argv", [["--shard", "1"], ["--children", "0"], ["--repeats", "0"], ["--seed", "-1"]]
+)
+def test_figures_tool_rejects_bad_arguments(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        _figures_tool().main(argv)
+    assert exit_.value.code == 2
+    assert "error:" in capsys.readouterr().err
