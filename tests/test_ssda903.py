@@ -84,7 +84,19 @@ def clean(shard, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def heavy(shard, tmp_path_factory):
-    ctx = dataclasses.replace(shard, messiness="heavy", errors=ErrorLog(), links=Links())
+    """Heavy messiness, with every SSDA903 anomaly frequent enough to appear in a 20k shard (the
+    rarest, mc_dob_male, has a handful of chances there at its heavy rate)."""
+    rates = {}
+    for name in ssda903.ANOMALIES:
+        rate = shard.params[f"ssda903.anomaly_{name}"]
+        rates[f"ssda903.anomaly_{name}"] = {**rate, "heavy": max(rate["heavy"], 0.03)}
+    ctx = dataclasses.replace(
+        shard,
+        messiness="heavy",
+        params=shard.params.with_overrides(rates),
+        errors=ErrorLog(),
+        links=Links(),
+    )
     records = ssda903.record(ctx)
     return ctx, records, _write(records, tmp_path_factory.mktemp("ssda903_heavy"))
 

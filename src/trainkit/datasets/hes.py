@@ -575,7 +575,8 @@ def _hes_apc(ctx, p, hident) -> tuple[pd.DataFrame, np.ndarray]:
     birth_ep = s.birth[spell] & (order == 0)
     # identity: second token after an adoption with a new NHS number, or for duplicate ids
     second = hident.split_from[rows] < epistart
-    dup_spell = hident.duplicate[s.rows] & ~s.birth & (rng.random(k.size) < 0.5)
+    dup_spell = hident.duplicate[s.rows] & ~s.birth
+    dup_spell &= rng.random(k.size) < p["hes_duplicate_spell_share"]
     token_index = rows + len(c) * (second | dup_spell[spell])
     keys = c.person_id[rows] * 10_000 + s.sequence[spell] * 10 + order
     dob = days(c.date_of_birth[rows])

@@ -562,13 +562,14 @@ def _funnel(
     care = forced | (in_need & ~adopted & (rng.random(n) < np.minimum(p_care, 0.95)))
     after_cp = care & cp & (rng.random(n) < params["social_care.care_after_cp_share"] * 2.5)
     after_cp &= ~breakdown
+    care_delay = int(params["social_care.care_start_days"])
     care_start = np.where(
         uasc,
         dates + rng.integers(0, 4, n),
         np.where(
             after_cp,
             cp_start + (rng.random(n) * cp_len).astype(np.int64),
-            np.maximum(dates, dob) + np.where(breakdown, 0, rng.integers(0, 60, n)),
+            np.maximum(dates, dob) + np.where(breakdown, 0, rng.integers(0, care_delay, n)),
         ),
     )
     eighteen = add_years(dob, 18)
@@ -578,7 +579,7 @@ def _funnel(
     # CIN plan: for children in need with neither a protection plan nor care, from soon after
     # the assessment, for at least the plan's shortest length
     cin_plan = in_need & ~cp & ~care & (rng.random(n) < params["social_care.cin_plan_share"])
-    plan_start = a_auth + rng.integers(0, 15, n)
+    plan_start = a_auth + rng.integers(0, int(params["social_care.cin_plan_start_days"]), n)
     plan_min = params["social_care.cin_plan_min_days"]
 
     # CIN episode length by route
@@ -605,15 +606,18 @@ def _funnel(
         periods = _care_periods(
             cohort, params, rng, rows[ci], care_start[ci], is_uasc, ref_id[ci], la[ci], after_cp[ci]
         )
-        end_or_far = periods["end_date"].to_numpy().copy()
+        end_or_far = periods["end_date"].to_numpy("datetime64[D]").copy()
         open_ = np.isnat(end_or_far)
+        # the case stays open a while after care ends (support after a return home), but a
+        # young person's case closes at 18, when children's services' duty as for a child ends
         after = (rng.exponential(dur["after_care_mean"], len(ci)) * DAYS).astype(np.int64)
-        close[ci] = np.where(open_, np.datetime64("2262-01-01"), end_or_far + after)
+        closes = np.minimum(end_or_far + after, np.maximum(end_or_far, eighteen[ci]))
+        close[ci] = np.where(open_, np.datetime64("2262-01-01"), closes)
         reason[ci] = periods["closure_reason"].to_numpy()
         out.add("care_periods", periods.drop(columns="closure_reason"))
         # an adoption order: the day the adoption breaks down, if it does (once per child)
         a = np.flatnonzero(np.isin(periods["reason_ended"].to_numpy(object), ADOPTION_ORDERS))
-        who, order = rows[ci[a]], end_or_far[a].astype("datetime64[D]")
+        who, order = rows[ci[a]], end_or_far[a]
         adoptions.order[who] = order
         draws = rng.exponential(1.0, len(a))
         due = breakdown_dates(params, cohort.date_of_birth[who], order, draws)
@@ -687,7 +691,7 @@ def _funnel(
     c = np.flatnonzero(cp & (cp_start <= follow))
     cat = _choice(rng, params["social_care.cp_category_shares"], len(c))
     latest = np.where(
-        rng.random(len(c)) < 0.9,
+        rng.random(len(c)) < params["social_care.cp_latest_category_same_share"],
         cat,
         _choice(rng, params["social_care.cp_category_shares"], len(c)),
     )
