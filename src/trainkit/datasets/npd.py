@@ -1464,7 +1464,8 @@ def _cin_anomalies(ctx, p, rng, cols, closed) -> None:
     change(field, hit, clo[hit] + rng.integers(lo, hi, hit.size), "referral_after_closure")
     field = "CIN_EthnicGroupMinor"
     hit = hit_among(np.arange(n), field, "cin_ethnicity_invalid")
-    after = np.asarray(["INVA", "MISS", "N/A "], dtype=object)[rng.integers(0, 3, hit.size)]
+    invalid = np.asarray(["INVA", "MISS", "N/A "], dtype=object)
+    after = invalid[rng.integers(0, len(invalid), hit.size)]
     change(field, hit, after, "ethnicity_invalid_code")
     field = "CIN_Gender"
     hit = hit_among(np.flatnonzero(cols[field] > 0), field, "cin_gender_unknown")
