@@ -54,6 +54,10 @@ XSD_PATH = SPEC_DIR / "CIN_schema_2024.xsd"
 FIRST_CENSUS_YEAR = 2009
 """The CIN census began with the year ending 31 March 2009."""
 
+FULL_TERM_WEEKS = 40
+"""An expected date of birth is 40 weeks' gestation (the obstetric convention, Naegele's rule):
+a child born at ``w`` weeks was due ``40 - w`` weeks later."""
+
 SOFTWARE_CODE = "trainkit"
 SERIAL_NO = "001"
 ISO_DATE = "%Y-%m-%d"
@@ -479,7 +483,7 @@ class _LAView:
         births = ctx.truth["births"]
         b_pid = births["person_id"].to_numpy(np.int64)
         at = np.searchsorted(b_pid, pid).clip(0, max(len(b_pid) - 1, 0))
-        full_term = 40
+        full_term = FULL_TERM_WEEKS
         weeks = np.full(len(pid), full_term)
         if len(b_pid):
             found = b_pid[at] == pid

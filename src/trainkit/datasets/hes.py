@@ -39,6 +39,7 @@ import pandas as pd
 
 from .. import reference
 from ..simulate.context import age_in_years
+from ..simulate.health import EXTREMELY_PRETERM_WEEKS, LOW_BIRTH_WEIGHT_G, PRETERM_WEEKS
 from . import identifiers
 from .npd import (
     ETHNICITY_CODES,
@@ -395,6 +396,7 @@ def _region_letter_by_la() -> np.ndarray:
     return out
 
 
+EXTREMELY_LOW_BIRTH_WEIGHT_G = 1000  # ICD-10 P07.0: birth weight 999 g or less (P07.1 1000-2499 g)
 MID_JANUARY_BEFORE_MARCH31 = 75  # days from the January census (mid-month) to 31 March
 _BIRTH_SEQUENCE = 999  # spell number of the birth spell in the EPIKEY key (admissions < 999)
 
@@ -423,9 +425,10 @@ def _birth_diagnoses(births: pd.DataFrame, outside: np.ndarray):
     z38 = np.where(twin, np.where(outside, "Z384", "Z383"), np.where(outside, "Z381", "Z380"))
     gest = births["gestation_weeks"].to_numpy()
     weight = births["birth_weight_g"].to_numpy()
-    preterm = np.where(gest < 28, "P072", "P073")
-    low = np.where(weight < 1000, "P070", "P071")
-    is_pre, is_low = gest < 37, weight < 2500
+    # ICD-10 P07.2 extreme immaturity (under 28 weeks), P07.3 other preterm (28 to 36 weeks)
+    preterm = np.where(gest < EXTREMELY_PRETERM_WEEKS, "P072", "P073")
+    low = np.where(weight < EXTREMELY_LOW_BIRTH_WEIGHT_G, "P070", "P071")
+    is_pre, is_low = gest < PRETERM_WEEKS, weight < LOW_BIRTH_WEIGHT_G
     rows = np.arange(n)
     return (
         np.concatenate([rows, rows[is_pre], rows[is_low]]),
@@ -662,16 +665,19 @@ def _apc_anomalies(ctx, p, rng, cols, birth_ep, last, dob) -> dict[str, Any]:
     for field in ("EPIEND", "DISDATE"):
         hit = np.flatnonzero(~np.isnat(cols[field]))
         hit = hit[pick(rng, hit.size, rate)]
-        after = np.where(rng.random(hit.size) < 0.8, np.datetime64("1800-01-01"),
+        null = rng.random(hit.size) < p["two_form_anomaly_shares"]["hes_null_date_1800"]
+        after = np.where(null, np.datetime64("1800-01-01"),
                          np.datetime64("1801-01-01")).astype("datetime64[D]")  # fmt: skip
         change(field, hit, after, "null_date_1800")
     hit = np.flatnonzero(last & (cols["DISDATE"] > np.datetime64("1900-01-01")))
     hit = hit[pick(rng, hit.size, anomaly_rate(ctx, p, "hes_admidate_after_disdate"))]
-    change("ADMIDATE", hit, cols["DISDATE"][hit] + rng.integers(1, 30, hit.size),
+    lo, hi = p["date_order_anomaly_days"]["hes_admidate_after_disdate"]
+    change("ADMIDATE", hit, cols["DISDATE"][hit] + rng.integers(lo, hi, hit.size),
            "admidate_after_disdate")  # fmt: skip
     hit = np.flatnonzero(cols["EPIEND"] > np.datetime64("1900-01-01"))
     hit = hit[pick(rng, hit.size, anomaly_rate(ctx, p, "hes_epistart_after_epiend"))]
-    change("EPISTART", hit, cols["EPIEND"][hit] + rng.integers(1, 30, hit.size),
+    lo, hi = p["date_order_anomaly_days"]["hes_epistart_after_epiend"]
+    change("EPISTART", hit, cols["EPIEND"][hit] + rng.integers(lo, hi, hit.size),
            "epistart_after_epiend")  # fmt: skip
     births = np.flatnonzero(birth_ep)
     hit = births[pick(rng, births.size, anomaly_rate(ctx, p, "hes_gestat_missing"))]
@@ -681,6 +687,7 @@ def _apc_anomalies(ctx, p, rng, cols, birth_ep, last, dob) -> dict[str, Any]:
     hit = births[pick(rng, births.size, anomaly_rate(ctx, p, "hes_numbaby_unknown"))]
     change("NUMBABY", hit, "X", "numbaby_x_not_known")
     change("BIRORDR_1", hit, "X", "numbaby_x_not_known")
+    # months 01 to 09 have a leading zero to lose
     early = np.flatnonzero(dob.astype("datetime64[M]").astype(np.int64) % 12 < 9)
     hit = early[pick(rng, early.size, anomaly_rate(ctx, p, "hes_mydob_short"))]
     change("MYDOB", hit, np.char.lstrip(cols["MYDOB"][hit].astype(str), "0"),
@@ -688,7 +695,8 @@ def _apc_anomalies(ctx, p, rng, cols, birth_ep, last, dob) -> dict[str, Any]:
     eth = cols["ETHNOS"]
     known = np.flatnonzero(~np.isin(eth.index, np.flatnonzero(np.isin(eth.lut, ["X", "Z"]))))
     hit = known[pick(rng, known.size, anomaly_rate(ctx, p, "hes_ethnos_not_known"))]
-    change("ETHNOS", hit, np.where(rng.random(hit.size) < 0.5, "X", "Z"), "ethnos_not_known")
+    code_x = rng.random(hit.size) < p["two_form_anomaly_shares"]["hes_ethnos_X"]
+    change("ETHNOS", hit, np.where(code_x, "X", "Z"), "ethnos_not_known")
     hit = pick(rng, n, anomaly_rate(ctx, p, "hes_duplicate_episode"))
     if not hit.size:
         return cols
@@ -819,7 +827,7 @@ def _bridging(ctx, p, ident: PupilIdentity, hident: HesIdentity) -> tuple[pd.Dat
     extra = np.flatnonzero(
         hes & hident.duplicate[rows] & (rng.random(pupils.size) < p["hes_duplicate_person_bridged"])
     )
-    flags = _module_flags(ctx, ident)
+    flags = _module_flags(ctx, p, ident)
     all_pupils = np.concatenate([pupils, pupils[extra]])
     all_token = np.concatenate([np.where(hes, token, -1), rows[extra] + n])
     all_pds = np.concatenate([pds_step, pds_step[extra]])
@@ -843,10 +851,10 @@ def _bridging(ctx, p, ident: PupilIdentity, hident: HesIdentity) -> tuple[pd.Dat
     return frame(BRIDGING, cols), all_token
 
 
-def _module_flags(ctx, ident: PupilIdentity) -> dict[str, np.ndarray]:
+def _module_flags(ctx, p, ident: PupilIdentity) -> dict[str, np.ndarray]:
     """Whether each identity (position in ``ident.pmrs``) has KS2 and KS4 records."""
     out = {}
-    for stage, offset in (("ks2", 45), ("ks4", 75)):
+    for stage, offset in p["key_stage_identity_day"].items():
         ks = ctx.truth[stage]
         rows = cohort_rows(ctx, ks["person_id"].to_numpy())
         year = ks["academic_year"].to_numpy().astype(np.int64)

@@ -141,7 +141,6 @@ UPN_DIGITS_FROM = 4
 """Index of the first UPN character a keying slip is drawn in (after the check letter and LA:
 the establishment number, year and serial)."""
 
-HALF = 0.5  # an even choice between two forms of an error
 EPOCH_YEAR = 1970  # datetime64[Y] counts years from 1970
 CENTURY = 100
 CENTURY_PIVOT = 1950  # a wrong century takes years from this one back 100, earlier ones on 100
@@ -462,7 +461,8 @@ def _name_typo(job: _Job, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         j = np.arange(mat.shape[1])
         src = np.where(j[None, :] < pos[ins, None], j[None, :], j[None, :] - 1)
         shifted = np.take_along_axis(mat[ins], np.maximum(src, 0), axis=1)
-        double = rng.random(int(ins.sum())) < HALF  # a doubled letter or a neighbouring key
+        doubled = parameter(job.ctx, "error_form_shares")["typo_doubled_letter"]
+        double = rng.random(int(ins.sum())) < doubled  # a doubled letter or a neighbouring key
         shifted[np.arange(int(ins.sum())), pos[ins]] = np.where(double, ref[ins], key[ins])
         out[ins] = shifted
     dele = op == 2
@@ -609,7 +609,8 @@ def _date_day_month_swap(job: _Job, d: np.ndarray):
 
 @_date_error
 def _date_off_by_one_day(job: _Job, d: np.ndarray):
-    step = np.where(job.rng.random(len(d)) < HALF, -1, 1)  # a day early or a day late
+    early = parameter(job.ctx, "error_form_shares")["date_day_early"]
+    step = np.where(job.rng.random(len(d)) < early, -1, 1)  # a day early or a day late
     return np.ones(len(d), dtype=bool), d + step
 
 

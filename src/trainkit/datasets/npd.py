@@ -1047,7 +1047,8 @@ def _census_anomalies(ctx, p, rng, cols, la, year, eth) -> None:
         major.set(hit, after)
     gender = cols["Gender"]
     hit = pick(rng, len(gender), anomaly_rate(ctx, p, "census_gender_unknown"))
-    after = np.where(rng.random(hit.size) < 0.5, "0", "9")
+    forms = p["two_form_anomaly_shares"]
+    after = np.where(rng.random(hit.size) < forms["census_gender_0"], "0", "9")
     log(ctx, t, pmr[hit], "Gender", "gender_unknown_code", gender[hit], after)
     gender.set(hit, after)
     sen = cols["SENprovision"]
@@ -1090,7 +1091,7 @@ def _ks2(ctx, p, ident) -> pd.DataFrame:
     ks = ctx.truth["ks2"]
     rows = cohort_rows(ctx, ks["person_id"].to_numpy())
     year = ks["academic_year"].to_numpy().astype(np.int64)
-    test_day = march31(year) + 45  # mid-May, when the tests are sat
+    test_day = march31(year) + p["key_stage_identity_day"]["ks2"]
     pmr_index = ident.pmr_index(rows, test_day)
     read = ks["read_scaled"].to_numpy().astype(np.int64)
     mat = ks["mat_scaled"].to_numpy().astype(np.int64)
@@ -1129,7 +1130,7 @@ def _ks4(ctx, p, ident) -> pd.DataFrame:
     ks = ctx.truth["ks4"]
     rows = cohort_rows(ctx, ks["person_id"].to_numpy())
     year = ks["academic_year"].to_numpy().astype(np.int64)
-    exam_day = march31(year) + 75  # mid-June
+    exam_day = march31(year) + p["key_stage_identity_day"]["ks4"]
     pmr_index = ident.pmr_index(rows, exam_day)
     basics = ks["basics_94"].to_numpy()
     new_grades = year >= p["ks4_grade_94_first_year"]
@@ -1431,7 +1432,9 @@ def _cin_anomalies(ctx, p, rng, cols, closed) -> None:
     change(field, hit_among(has_need, field, "cin_primary_need_unmapped"), "UNMAPPEDNEEDCODE",
            "need_code_unmapped")  # fmt: skip
     hit = hit_among(has_need, field, "cin_primary_need_not_stated")
-    change(field, hit, np.where(rng.random(hit.size) < 0.5, "N0", "NO"), "need_code_not_stated")
+    forms = p["two_form_anomaly_shares"]
+    n0 = rng.random(hit.size) < forms["cin_need_N0"]
+    change(field, hit, np.where(n0, "N0", "NO"), "need_code_not_stated")
     legacy = {f"N{k}": f"A{k}" for k in range(2, 6)}
     old = np.flatnonzero(np.isin(need[np.arange(n)], list(legacy)))
     hit = hit_among(old, field, "cin_primary_need_old_code")
@@ -1442,26 +1445,32 @@ def _cin_anomalies(ctx, p, rng, cols, closed) -> None:
         values = cols[field][np.arange(n)]
         hit = hit_among(np.flatnonzero(np.isin(values, valid)), field, "cin_code_whitespace")
         code = values[hit].astype(str)
-        after = np.where(rng.random(hit.size) < 0.5, np.char.add(" ", code), np.char.add(code, " "))
+        leading = rng.random(hit.size) < forms["cin_space_before"]
+        after = np.where(leading, np.char.add(" ", code), np.char.add(code, " "))
         change(field, hit, after, "code_stray_whitespace")
     for field in ("CIN_CINreferralDate", "CIN_CINclosureDate"):
         hit = hit_among(np.flatnonzero(~np.isnat(cols[field])), field, "cin_date_before_1930")
         after = np.where(
-            rng.random(hit.size) < 0.5, np.datetime64("1900-01-01"), np.datetime64("1901-01-01")
+            rng.random(hit.size) < forms["cin_date_1900"],
+            np.datetime64("1900-01-01"),
+            np.datetime64("1901-01-01"),
         ).astype("datetime64[D]")
         change(field, hit, after, "date_before_1930")
     clo = cols["CIN_CINclosureDate"]
     field = "CIN_CINreferralDate"
     hit = hit_among(np.flatnonzero(closed & (clo > np.datetime64("1930-01-01"))), field,
                     "cin_referral_after_closure")  # fmt: skip
-    change(field, hit, clo[hit] + rng.integers(1, 60, hit.size), "referral_after_closure")
+    lo, hi = p["date_order_anomaly_days"]["cin_referral_after_closure"]
+    change(field, hit, clo[hit] + rng.integers(lo, hi, hit.size), "referral_after_closure")
     field = "CIN_EthnicGroupMinor"
     hit = hit_among(np.arange(n), field, "cin_ethnicity_invalid")
-    after = np.asarray(["INVA", "MISS", "N/A "], dtype=object)[rng.integers(0, 3, hit.size)]
+    invalid = np.asarray(["INVA", "MISS", "N/A "], dtype=object)
+    after = invalid[rng.integers(0, len(invalid), hit.size)]
     change(field, hit, after, "ethnicity_invalid_code")
     field = "CIN_Gender"
     hit = hit_among(np.flatnonzero(cols[field] > 0), field, "cin_gender_unknown")
-    change(field, hit, np.where(rng.random(hit.size) < 0.5, 0, 9), "gender_unknown_code")
+    gender_0 = rng.random(hit.size) < forms["cin_gender_0"]
+    change(field, hit, np.where(gender_0, 0, 9), "gender_unknown_code")
     field = "CIN_ReferralSource"
     change(field, hit_among(np.arange(n), field, "cin_referral_source_pr"), "PR",
            "referral_source_invalid")  # fmt: skip

@@ -1191,12 +1191,8 @@ ANOMALIES = {
 """error_type -> the DfE validation rule each anomaly breaks (see docs/ssda903.md)."""
 
 
-CHAIN_GAP_DAYS = (1, 3)
-"""An episode_chain_gap starts the episode this many days (uniform) after the last one ended."""
-
-MOTHER_AGE_YEARS = (15, 17)
 DAYS_PER_YEAR = 365
-"""An mc_dob_male gives a child's birth when the boy was aged about 15 to 17."""
+"""Days in a year, for the ages of ``ssda903.mc_dob_male_age_years`` (whole days, approximate)."""
 
 LA_SPACE = 1000
 GEN_SPACE = 2
@@ -1263,7 +1259,7 @@ def _anomalies(ctx: RecordContext, prm: _Params, out: dict[str, pd.DataFrame]) -
     same_child[:1] = False
     continues = same_child & (eps["DEC"].shift() == eps["DECOM"]).to_numpy()
     continues &= eps["RNE"].isin(CONTINUATION_RNE).to_numpy() & _untouched(eps, "DECOM")
-    lo, hi = CHAIN_GAP_DAYS
+    lo, hi = prm["episode_chain_gap_days"]
     shift = rng.integers(lo, hi + 1, size=len(eps))
     new_start = eps["_start"].to_numpy("datetime64[D]") + shift
     dec = eps["_dec"].to_numpy("datetime64[D]")
@@ -1326,7 +1322,7 @@ def _anomalies(ctx: RecordContext, prm: _Params, out: dict[str, pd.DataFrame]) -
     hit = _pick(ctx, prm, "mc_dob_male", boys)
     idx = head.index[hit]
     when = head.loc[idx, "_dob"].to_numpy("datetime64[D]") + rng.integers(
-        *(DAYS_PER_YEAR * np.array(MOTHER_AGE_YEARS)), size=len(idx)
+        *(DAYS_PER_YEAR * np.array(prm["mc_dob_male_age_years"])), size=len(idx)
     )
     before = head.loc[idx, "MC_DOB"].to_numpy()
     head.loc[idx, "MC_DOB"] = format_dates(when)

@@ -270,6 +270,13 @@ EXIT_PLACEMENTS = {
 carers who are relatives or friends (E45) or not (E46), and staying put with foster carers at 18
 (E17)."""
 
+INITIAL_STATUS_AGE = 10
+"""Age on starting care that splits ``care.initial_legal_status`` (under10, age10plus)."""
+
+REASON_PLACE_CHANGE_FROM = np.datetime64("2016-04-01", "D")
+"""REASON_PLACE_CHANGE is collected for changes of placement from the 2016 to 2017 SSDA903
+collection (1 April 2016) on; earlier episodes leave it blank."""
+
 OWN_PROVISION_IN_LA = ("residential", "semi_independent", "other")
 """Kinds of placement whose own provision (PR1) lies inside the LA (DfE rule 1015): the LA's own
 homes and other own settings; its foster carers and relatives may live outside it."""
@@ -352,14 +359,16 @@ def _episodes(cohort, periods, row, start, stop, plan, geo, params, rng):
 
     # legal status timeline: start status, an optional emergency step, then the final order
     ls = params["care.initial_legal_status"]
-    first_ls = _pick(rng, ls["codes"], np.where(age0[:, None] < 10, ls["under10"], ls["age10plus"]))
+    young = age0[:, None] < INITIAL_STATUS_AGE
+    first_ls = _pick(rng, ls["codes"], np.where(young, ls["under10"], ls["age10plus"]))
     first_ls = np.where(uasc, "V2", np.where(route == "remand", "J1", first_ls))
     ev_pid, ev_date, ev_ls = [pid], [start], [first_ls]
     days = params["care.emergency_order_days"]
     lo = np.where(first_ls == "L1", days["L1"][0], days["L2"][0])
     hi = np.where(first_ls == "L1", days["L1"][1], days["L2"][1])
     emergency = np.isin(first_ls, ["L1", "L2"])
-    after_emergency = np.where(rng.random(n) < 0.6, "C1", "V2")
+    interim = rng.random(n) < params["care.after_emergency_interim_order_share"]
+    after_emergency = np.where(interim, "C1", "V2")
     after_emergency = np.where(route == "adopted", "C1", after_emergency)
     t1 = start + rng.integers(lo, hi + 1)
     ok = emergency & (t1 < stop)
@@ -512,7 +521,7 @@ def _episodes(cohort, periods, row, start, stop, plan, geo, params, rng):
     rec = np.where(last & np.isnat(p_end), None, rec)
     rpc = np.where(
         np.isin(rne, ["P", "B", "T", "U"])
-        & (ev["date"].to_numpy("datetime64[D]") >= np.datetime64("2016-04-01")),
+        & (ev["date"].to_numpy("datetime64[D]") >= REASON_PLACE_CHANGE_FROM),
         ev["reason_place_change"].to_numpy(object),
         None,
     )
@@ -573,7 +582,7 @@ def _provider_by_location(rng, shares: dict, inside: np.ndarray, p_inside: float
 def _missing(periods, row, start, stop, cohort, params, rng):
     p = params["care.missing_episodes"]
     dob = cohort.date_of_birth[row]
-    from10 = np.maximum(start, add_years(dob, 10))
+    from10 = np.maximum(start, add_years(dob, params["care.missing_from_age"]))
     years = np.maximum((stop - from10).astype(np.int64), 0) / DAYS
     propensity = rng.gamma(p["propensity_shape"], 1 / p["propensity_shape"], len(periods))
     k = rng.poisson(p["rate_per_year_10plus"] * years * propensity)

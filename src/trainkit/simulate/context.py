@@ -16,6 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 NAT = np.datetime64("NaT", "D")
+DECILE_MEAN = 5.5
+"""Mean of a deprivation decile (1 to 10, uniform over areas)."""
+DECILE_SD = 2.87
+"""Standard deviation of a uniform decile 1 to 10 (sqrt(99/12) = 2.872, to two decimals):
+``(DECILE_MEAN - decile) / DECILE_SD`` is a decile as a z-score, higher = more deprived."""
+DECILE_SPAN = 9.0
+"""Deciles from least to most deprived (10 - 1): ``ratio ** ((DECILE_MEAN - decile) / DECILE_SPAN)``
+makes a rate ``ratio`` times higher in decile 1 than in decile 10, and leaves it at the middle."""
 
 
 @dataclass

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..parameters import Parameters
-from .context import Cohort, age_in_years, uniform_dates
+from .context import DECILE_MEAN, DECILE_SD, Cohort, age_in_years, uniform_dates
 from .schema import Column, Table
 
 SECTION = "education"
@@ -58,13 +58,14 @@ EVENT_PRIORITY = {
     "exclusion": 6,
     "special": 7,
 }
-DECILE_MEAN, DECILE_SD = 5.5, 2.87  # deciles 1..10 uniform: mean 5.5, SD sqrt(99/12)
 # structure of the school year (definitions, not parameters)
 YEAR_START_MONTH = 9  # academic years run 1 September to 31 August
 FIRST_SECONDARY_YEAR = 7  # NC year in which secondary school starts
 KS2_YEAR = 6  # KS2 tests at the end of year 6 (KS4 exams at the end of education.final_nc_year)
 LAESTAB_LA_FACTOR = 10_000  # LAESTAB = LA number * 10000 + establishment number
 MAX_SHARE = 0.95  # numerical guard on shares built from products of parameters
+SESSIONS_PER_DAY = 2  # a school day is two sessions (morning and afternoon) in the absence data
+ATTAINMENT8_MAX = 90.0  # Attainment 8: ten slots, English and maths double-weighted, grade 9 top
 
 _NEEDS = {
     "SPLD": "Specific learning difficulty",
@@ -904,7 +905,8 @@ class _EducationRun:
             who.size,
             tuple(map(str, lengths["days"])),
         )
-        sessions = np.rint(2 * np.asarray(lengths["days"], dtype=float)[length_i]).astype(np.int64)
+        length = np.asarray(lengths["days"], dtype=float)[length_i]
+        sessions = np.rint(SESSIONS_PER_DAY * length).astype(np.int64)
         reasons = tuple(_REASONS)
         reason = _choice(rng, p["suspension_reason_shares"], who.size, reasons)
         self.exclusion_rows.add(
@@ -1223,6 +1225,7 @@ class _EducationRun:
             coefficients = p[name]
             uniq, inverse = np.unique(years, return_inverse=True)
             share = self._ks2_share(subject, uniq)
+            # scores are rounded, so a raw score from expected - 0.5 up meets the standard
             mean = (expected - 0.5 + p["ks2_scaled_score_sd"] * _inverse_normal(share))[inverse]
             raw = mean + self._linear(coefficients, x, centres) + eth
             raw += coefficients["noise_sd"] * rng.standard_normal(rows.size)
@@ -1259,7 +1262,7 @@ class _EducationRun:
             + _lookup(self.c.ethnicity[rows], p["ks4_att8_ethnicity"])
             + p["ks4_att8_noise_sd"] * rng.standard_normal(rows.size)
         )
-        att8 = np.clip(np.round(raw, 1), 0.0, 90.0)
+        att8 = np.clip(np.round(raw, 1), 0.0, ATTAINMENT8_MAX)
         basics = p["ks4_basics_logistic"]
         basics_94 = rng.random(rows.size) < _expit((att8 - basics["midpoint"]) / basics["scale"])
         eb = p["ks4_ebacc_logistic"]

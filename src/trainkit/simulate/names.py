@@ -44,6 +44,10 @@ def _names(obj) -> list[str]:
     )
 
 
+MIN_SURNAMES = 20
+"""A Faker locale with fewer surnames than this has no usable list (some hold a handful)."""
+
+
 @cache
 def pools(locale: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(female forenames, male forenames, surnames) for a Faker locale, sorted and de-duplicated."""
@@ -51,7 +55,7 @@ def pools(locale: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     female = getattr(provider, "first_names_female", None) or provider.first_names
     male = getattr(provider, "first_names_male", None) or provider.first_names
     last = getattr(provider, "last_names", ())
-    if len(last) < 20:  # a locale with no usable surname list borrows England's
+    if len(last) < MIN_SURNAMES:  # a locale with no usable surname list borrows England's
         last = import_module("faker.providers.person.en_GB").Provider.last_names
     return np.array(_names(female)), np.array(_names(male)), np.array(_names(last))
 

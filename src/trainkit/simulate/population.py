@@ -11,7 +11,16 @@ import numpy as np
 import pandas as pd
 
 from ..parameters import Parameters
-from .context import NAT, Cohort, add_years, earliest, uniform_dates
+from .context import (
+    DECILE_MEAN,
+    DECILE_SD,
+    DECILE_SPAN,
+    NAT,
+    Cohort,
+    add_years,
+    earliest,
+    uniform_dates,
+)
 from .geography import ETHNICITY_CODES, Geography
 from .names import draw_forenames, draw_surnames
 from .schema import Column, Table
@@ -19,6 +28,21 @@ from .schema import Column, Table
 DAYS_PER_YEAR = 365.25
 MOTHER_ID_OFFSET = 1_000_000_000  # mothers' ids: 1e9 + family id, never a person id
 SEX_CODES = {"M": "male", "F": "female"}
+CHILDHOOD_YEARS = 18.0
+"""Years of childhood (0 to 17): a year's births are about the child population / 18."""
+FAMILY_BATCH_MIN = 64
+CHILDREN_PER_FAMILY_GUESS = 1.2
+"""Families are drawn in batches until the span holds enough births: each batch has
+(births still wanted) / CHILDREN_PER_FAMILY_GUESS families, at least FAMILY_BATCH_MIN. Sizing only:
+the families kept do not depend on it beyond which random draws they take."""
+NEONATAL_DAYS = 28
+INFANT_DAYS = 365
+"""A neonatal death is in the first 28 days of life, an infant death in the first year (ONS,
+Child and infant mortality in England and Wales: definitions)."""
+DEATH_DAY_CAP = 40 * 365
+"""Death draws are capped at 40 years after birth, to keep dates in range."""
+DEATH_HORIZON_YEARS = 21
+"""Deaths later than this many years after birth are not kept (care leavers are followed to 21)."""
 
 TABLES = (
     Table(
@@ -92,7 +116,7 @@ def uasc_share(params: Parameters, birth_start, birth_end, geo: Geography) -> fl
         float(r) / 10_000 for y, r in rates.items() if start_year <= int(y) <= end_year
     )
     span_years = (np.datetime64(birth_end) - np.datetime64(birth_start)).astype(int) / DAYS_PER_YEAR
-    births_per_child = span_years / 18.0  # births per year ~ child population / 18
+    births_per_child = span_years / CHILDHOOD_YEARS
     return arrivals_per_child / (arrivals_per_child + births_per_child)
 
 
@@ -169,11 +193,11 @@ def _births(n, birth_start, birth_end, census_date, geo, params, rng, la_subset)
     """Families and their children born in [birth_start, birth_end]."""
     interval = params["population.sibling_interval_years"]
     shares = params["population.family_size_shares"]
-    lookback = 12  # years before the span in which a family's first child may be born
+    lookback = int(params["population.first_birth_lookback_years"])
     kept_fam, kept_dob = [], []
     total, fam_offset = 0, 0
     while total < n:
-        n_fam = max(64, int((n - total) / 1.2))
+        n_fam = max(FAMILY_BATCH_MIN, int((n - total) / CHILDREN_PER_FAMILY_GUESS))
         size = _family_sizes(rng, n_fam, shares)
         first = uniform_dates(
             rng,
@@ -182,8 +206,9 @@ def _births(n, birth_start, birth_end, census_date, geo, params, rng, la_subset)
         )
         fam = np.repeat(np.arange(n_fam), size)
         order = np.concatenate([np.arange(s) for s in size]) if n_fam else np.array([], int)
+        shape = interval["shape"]
         gaps = interval["min"] + rng.gamma(
-            2.0, (interval["mean"] - interval["min"]) / 2.0, len(fam)
+            shape, (interval["mean"] - interval["min"]) / shape, len(fam)
         )
         gaps[order == 0] = 0.0
         # years since the family's first birth: cumulative gaps within the family
@@ -209,7 +234,7 @@ def _births(n, birth_start, birth_end, census_date, geo, params, rng, la_subset)
     pc_row = geo.sample_postcodes(rng, las)
     fam_dec = geo.decile[pc_row]
     rho = params["population.deprivation_adversity_correlation"]
-    z_dep = (5.5 - fam_dec) / 2.87
+    z_dep = (DECILE_MEAN - fam_dec) / DECILE_SD
     adversity = rho * z_dep + np.sqrt(1 - rho**2) * rng.standard_normal(n_fam)
 
     # family address history: moves from the first child's birth to the census date
@@ -282,7 +307,7 @@ def _moves(rng, fam_start, census_date, las, pc_row, dec, geo, params, k):
     n_fam = len(fam_start)
     rate = params["population.household_move_rate"]
     ratio = params["population.household_move_deprivation_ratio"]
-    fam_rate = rate * ratio ** ((5.5 - dec) / 9.0)
+    fam_rate = rate * ratio ** ((DECILE_MEAN - dec) / DECILE_SPAN)
     gaps = rng.exponential(1.0, (n_fam, k)) / fam_rate[:, None]
     when = fam_start[:, None] + np.round(np.cumsum(gaps, axis=1) * DAYS_PER_YEAR).astype(np.int64)
     when = np.where(when <= census_date, when, NAT)
@@ -291,6 +316,7 @@ def _moves(rng, fam_start, census_date, las, pc_row, dec, geo, params, k):
     las_s[:, 0], pcs_s[:, 0] = las, pc_row
     within_la = params["population.move_within_la_share"]
     within_region = params["population.move_within_region_share"]
+    decile_sd = params["population.move_decile_change_sd"]
     region_codes, region_idx = np.unique(geo.region, return_inverse=True)
     for j in range(k):
         cur_la = las_s[:, j]
@@ -308,7 +334,9 @@ def _moves(rng, fam_start, census_date, las, pc_row, dec, geo, params, k):
             if len(movers):
                 w = np.where(region_idx == r, geo.population, 0.0)
                 new_la[movers] = _choose_las(rng, len(movers), geo, w, None)
-        target = np.clip(cur_dec + np.round(rng.normal(0, 1.2, n_fam)).astype(np.int64), 1, 10)
+        target = np.clip(
+            cur_dec + np.round(rng.normal(0, decile_sd, n_fam)).astype(np.int64), 1, 10
+        )
         rows = geo.sample_postcodes(rng, new_la, target)
         moved = ~np.isnat(when[:, j])
         las_s[:, j + 1] = np.where(moved, new_la, cur_la)
@@ -318,15 +346,17 @@ def _moves(rng, fam_start, census_date, las, pc_row, dec, geo, params, k):
 
 def _deaths(rng, dob, dec, params):
     n = len(dob)
-    dep = params["population.mortality_deprivation_ratio"] ** ((5.5 - dec) / 9.0)
+    dep = params["population.mortality_deprivation_ratio"] ** ((DECILE_MEAN - dec) / DECILE_SPAN)
     infant = rng.random(n) < params["population.infant_mortality_rate"] * dep
     neonatal = rng.random(n) < params["population.infant_deaths_neonatal_share"]
-    age_days = np.where(neonatal, rng.integers(0, 28, n), rng.integers(28, 365, n))
+    age_days = np.where(
+        neonatal, rng.integers(0, NEONATAL_DAYS, n), rng.integers(NEONATAL_DAYS, INFANT_DAYS, n)
+    )
     later = rng.exponential(1.0, n) / (params["population.child_mortality_rate"] * dep)
-    later_days = 365 + np.round(later * DAYS_PER_YEAR).astype(np.int64)
+    later_days = INFANT_DAYS + np.round(later * DAYS_PER_YEAR).astype(np.int64)
     days = np.where(infant, age_days, later_days)
-    death = dob + np.minimum(days, 40 * 365)
-    return np.where(days < 18 * DAYS_PER_YEAR + 3 * DAYS_PER_YEAR, death, NAT)
+    death = dob + np.minimum(days, DEATH_DAY_CAP)
+    return np.where(days < DEATH_HORIZON_YEARS * DAYS_PER_YEAR, death, NAT)
 
 
 def _names(rng, sex, ethnicity, fam, params):
@@ -360,7 +390,7 @@ def _arrivals(n, span_start, census_date, geo, params, rng, la_subset):
     age_vals = np.array([int(a) for a in ages])
     age_p = np.array([float(ages[a]) for a in ages])
     age = rng.choice(age_vals, size=n, p=age_p / age_p.sum())
-    dob = add_years(arrived, -age) - rng.integers(0, 365, n)
+    dob = add_years(arrived, -age) - rng.integers(0, INFANT_DAYS, n)  # any day of the year of age
     sex = np.where(rng.random(n) < params["population.uasc_male_share"], "M", "F")
     eth_shares = params["population.uasc_ethnicity_shares"]
     codes = np.array(list(eth_shares))
@@ -371,6 +401,7 @@ def _arrivals(n, span_start, census_date, geo, params, rng, la_subset):
         weights[geo.la_code == int(code)] *= float(factor)
     las = _choose_las(rng, n, geo, weights, la_subset)
     pc = geo.sample_postcodes(rng, las)
+    uasc_adv = params["population.uasc_adversity"]
     spells = lambda a: np.repeat(a[:, None], k + 1, axis=1)  # noqa: E731
     death = np.full(n, NAT)
     return {
@@ -382,7 +413,7 @@ def _arrivals(n, span_start, census_date, geo, params, rng, la_subset):
         "date_arrived": arrived,
         "date_of_death": death,
         "date_emigrated": np.full(n, NAT),
-        "adversity": 0.5 + rng.standard_normal(n) * 0.8,
+        "adversity": uasc_adv["mean"] + rng.standard_normal(n) * uasc_adv["sd"],
         "move_dates": np.full((n, k + 1), NAT),
         "la_codes": spells(geo.la_code[las]).astype(np.int16),
         "postcodes": spells(geo.postcode[pc]).astype("<U8"),

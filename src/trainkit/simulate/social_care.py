@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..parameters import Parameters
-from .context import NAT, Cohort, add_years, age_in_years
+from .context import DECILE_MEAN, DECILE_SD, NAT, Cohort, add_years, age_in_years
 from .geography import ETHNICITY_CODES, Geography
 from .schema import Column, Table
 from .working_days import add_working_days, england_bank_holidays, previous_working_day
@@ -30,6 +30,9 @@ FAR_PAST = np.datetime64("1900-01-01", "D")
 FAR_FUTURE = np.datetime64("2262-01-01", "D")
 ADOPTION_ORDERS = ("E11", "E12")
 """Reasons a period of care ends with an adoption order."""
+REREFERRAL_DAYS = 365
+"""A re-referral is a referral within 12 months of the child's previous referral (DfE,
+Characteristics of children in need: definition of re-referrals)."""
 
 CATEGORY_CODES = {
     "NEG": "Neglect",
@@ -82,19 +85,21 @@ REC_CODES = {
     "E8": "Other reason",
     "E9": "Sentenced to custody",
 }
-ROUTE_REASONS = {
-    "adopted": ({"E11": 0.75, "E12": 0.25}, "RC1"),
-    "sgo": ({"E45": 0.35, "E46": 0.10, "E47": 0.50, "E48": 0.05}, "RC4"),
-    "cao": ({"E41": 1.0}, "RC3"),
-    "home": ({"E4A": 0.84, "E4B": 0.16}, "RC7"),
-    "other_person": ({"E13": 1.0}, "RC7"),
-    "independent": ({"E5": 0.8, "E6": 0.2}, "RC7"),
-    "custody": ({"E9": 1.0}, "RC7"),
-    "remand": ({"E14": 1.0}, "RC7"),
-    "transfer": ({"E3": 1.0}, "RC5"),
-    "other": ({"E8": 1.0}, "RC7"),
-    "age_assessment": ({"E15": 1.0}, "RC7"),
+ROUTE_CLOSURE = {
+    "adopted": "RC1",
+    "sgo": "RC4",
+    "cao": "RC3",
+    "home": "RC7",
+    "other_person": "RC7",
+    "independent": "RC7",
+    "custody": "RC7",
+    "remand": "RC7",
+    "transfer": "RC5",
+    "other": "RC7",
+    "age_assessment": "RC7",
 }
+"""CIN reason for closure of the case when care ends by each route (CLOSURE_CODES); the reasons
+for leaving care each route gives are ``social_care.exit_route_reasons``."""
 
 TABLES = (
     Table(
@@ -210,12 +215,12 @@ class _Risk:
         national = np.diff(np.r_[0.0, (geo.ethnicity_cdf * geo.population[:, None]).sum(0)])
         national = national / national.sum()
         eth_mean = sum(float(eth_rr[c]) * s for c, s in zip(ETHNICITY_CODES, national, strict=True))
-        z = (5.5 - cohort.deprivation.astype(float)) / 2.87
+        z = (DECILE_MEAN - cohort.deprivation.astype(float)) / DECILE_SD
         score = b["adversity"] * cohort.adversity + b["child_risk"] * cohort.child_risk
         score = score + b["deprivation"] * z
         # analytic mean of exp(score): deciles uniform, normal components independent
         c = b["adversity"] * rho + b["deprivation"]
-        zs = (5.5 - np.arange(1, 11)) / 2.87
+        zs = (DECILE_MEAN - np.arange(1, 11)) / DECILE_SD
         norm = np.mean(np.exp(c * zs)) * np.exp(
             (b["adversity"] ** 2 * (1 - rho**2) + b["child_risk"] ** 2) / 2
         )
@@ -351,6 +356,7 @@ def _candidate_referrals(cohort, risk, params, rng):
     profile = profile / profile.mean()
     inflation = params["social_care.referral_open_case_inflation"]
     prebirth = params["social_care.prebirth_referral_share"]
+    pre_lo, pre_hi = params["social_care.prebirth_referral_days"]
     births = np.flatnonzero(~cohort.uasc)
     dob = cohort.date_of_birth[births]
     start, end = cohort.start[births], cohort.follow_up_end[births]
@@ -377,7 +383,7 @@ def _candidate_referrals(cohort, risk, params, rng):
         d = lo[idx] + (rng.random(len(idx)) * exposure[idx]).astype(np.int64)
         if age == 0:
             unborn = rng.random(len(idx)) < prebirth
-            d = np.where(unborn, dob[idx] - rng.integers(1, 120, len(idx)), d)
+            d = np.where(unborn, dob[idx] - rng.integers(pre_lo, pre_hi, len(idx)), d)
         rows_out.append(births[idx])
         dates_out.append(d)
     rows, dates = np.concatenate(rows_out), np.concatenate(dates_out)
@@ -490,7 +496,7 @@ def _funnel(
     score = risk.score[rows]
     seq[rows] += 1
     ref_id = cohort.person_id[rows] * 1000 + seq[rows]
-    rereferral = (dates - last_ref[rows]).astype(np.int64) <= 365
+    rereferral = (dates - last_ref[rows]).astype(np.int64) <= REREFERRAL_DAYS
     last_ref[rows] = dates
 
     # referral outcome: NFA, assessed not in need, or in need
@@ -503,8 +509,9 @@ def _funnel(
     assessed = ~nfa
     ad = params["social_care.assessment_days"]
     a_start = dates + rng.geometric(1 / (1 + ad["start_mean"]), n) - 1
+    shape = ad["duration_shape"]
     a_working_days = np.minimum(
-        rng.gamma(2.0, ad["duration_mean"] / 2.0, n).astype(np.int64) + 1, ad["duration_max"]
+        rng.gamma(shape, ad["duration_mean"] / shape, n).astype(np.int64) + 1, ad["duration_max"]
     )
 
     source = _choice(rng, params["social_care.referral_source_shares"], n)
@@ -525,17 +532,20 @@ def _funnel(
     # child protection plan the conference starts
     p_s47 = params["social_care.s47_share_of_in_need"]
     p_s47 = p_s47 * np.where(cp_count[rows] > 0, params["social_care.previous_plan_s47_ratio"], 1.0)
-    s47 = in_need & ~uasc & (need != "N2") & (rng.random(n) < p_s47 * np.exp(0.3 * score) / 1.2)
-    s47_date = add_working_days(np.maximum(dates + rng.integers(0, 15, n), dob), 0, holidays)
+    s47_risk = params["social_care.s47_risk"]
+    p_s47 = p_s47 * np.exp(s47_risk["log_rr"] * score) / s47_risk["normaliser"]
+    s47 = in_need & ~uasc & (need != "N2") & (rng.random(n) < p_s47)
+    s47_delay = int(params["social_care.s47_start_days"])
+    s47_date = add_working_days(np.maximum(dates + rng.integers(0, s47_delay, n), dob), 0, holidays)
     lo, hi = params["social_care.icpc_working_days"]
     s47_outcome = add_working_days(s47_date, rng.integers(lo, hi + 1, n), holidays)
     icpc = s47 & (rng.random(n) < params["social_care.icpc_share_of_s47"])
     icpc_date = s47_outcome
     cp = icpc & (rng.random(n) < params["social_care.cp_share_of_icpc"])
     cpd = params["social_care.cp_duration_years"]
-    cp_len = np.maximum(rng.gamma(cpd["shape"], cpd["mean"] / cpd["shape"], n) * DAYS, 14).astype(
-        np.int64
-    )
+    cp_len = np.maximum(
+        rng.gamma(cpd["shape"], cpd["mean"] / cpd["shape"], n) * DAYS, cpd["min_days"]
+    ).astype(np.int64)
     cp_start = icpc_date
     cp_end = cp_start + cp_len
 
@@ -555,17 +565,26 @@ def _funnel(
         [age_ref < 1, age_ref < 5, age_ref < 10, age_ref < 16, age_ref < 17], [0, 1, 2, 3, 4], 5
     )
     p_care = np.asarray(params["social_care.care_share_of_in_need"], float)[band]
-    p_care = p_care * np.exp(params["social_care.care_risk_log_rr"] * score) / 1.6
+    p_care = (
+        p_care
+        * np.exp(params["social_care.care_risk_log_rr"] * score)
+        / params["social_care.care_risk_normaliser"]
+    )
     male = cohort.sex[rows] == "M"
     p_care = p_care * np.where(male, params["social_care.care_male_rate_ratio"], 1.0)
     adopted = adoptions.order[rows] < dates
-    care = forced | (in_need & ~adopted & (rng.random(n) < np.minimum(p_care, 0.95)))
-    after_cp = care & cp & (rng.random(n) < params["social_care.care_after_cp_share"] * 2.5)
+    p_care = np.minimum(p_care, params["social_care.care_share_cap"])
+    care = forced | (in_need & ~adopted & (rng.random(n) < p_care))
+    p_after_cp = (
+        params["social_care.care_after_cp_share"] * params["social_care.care_after_cp_scale"]
+    )
+    after_cp = care & cp & (rng.random(n) < p_after_cp)
     after_cp &= ~breakdown
     care_delay = int(params["social_care.care_start_days"])
+    uasc_delay = int(params["social_care.uasc_care_start_days"])
     care_start = np.where(
         uasc,
-        dates + rng.integers(0, 4, n),
+        dates + rng.integers(0, uasc_delay, n),
         np.where(
             after_cp,
             cp_start + (rng.random(n) * cp_len).astype(np.int64),
@@ -769,23 +788,28 @@ def _care_periods(cohort, params, rng, rows, start, uasc, ref_id, la, after_cp):
         years[m] = rng.lognormal(mu, sigma, m.sum())
     end = start + np.maximum((years * DAYS).astype(np.int64), 1)
     indep = route == "independent"
-    indep_age = add_years(dob, 16) + (rng.random(n) * 2 * DAYS).astype(np.int64)
-    end = np.where(indep, np.maximum(indep_age, start + 60), end)
+    il = params["social_care.independent_living"]
+    lo_age, hi_age = il["age"]
+    indep_age = add_years(dob, lo_age) + (rng.random(n) * (hi_age - lo_age) * DAYS).astype(np.int64)
+    end = np.where(indep, np.maximum(indep_age, start + il["min_days_in_care"]), end)
     aa = route == "age_assessment"
-    end = np.where(aa, start + rng.integers(20, 200, n), end)
+    aa_lo, aa_hi = params["social_care.uasc_age_assessment_days"]
+    end = np.where(aa, start + rng.integers(aa_lo, aa_hi, n), end)
     at18 = (route == "age18") | (end >= eighteen)
     end = np.where(at18, eighteen, end)
     route = np.where(at18 & ~aa, "age18", route)
 
     reason = np.empty(n, dtype=object)
     closure = np.empty(n, dtype=object)
-    for r, (codes, rc) in ROUTE_REASONS.items():
+    route_reasons = params["social_care.exit_route_reasons"]
+    for r, rc in ROUTE_CLOSURE.items():
         m = route == r
-        reason[m] = _choice(rng, codes, m.sum())
+        reason[m] = _choice(rng, route_reasons[r], m.sum())
         closure[m] = rc
     m = route == "age18"
     reason[m] = _choice(rng, params["social_care.age18_reasons"], m.sum())
-    closure[m] = np.where(rng.random(m.sum()) < 0.3, "RC6", "RC7")
+    to_adults = rng.random(m.sum()) < params["social_care.age18_adult_services_share"]
+    closure[m] = np.where(to_adults, "RC6", "RC7")
 
     follow = cohort.follow_up_end[rows]
     cut = end > follow
