@@ -476,3 +476,32 @@ def test_realistic_returns_move_by_no_more_than_their_errors(figures, realistic_
     # about 5% of the 6% closed with no further action)
     for key, (numerator, _) in messy.items():
         assert abs(numerator - clean[key][0]) <= max(5, math.ceil(0.10 * clean[key][0])), key
+
+
+def _calibration_table_tool():
+    """tools/calibration_table.py: the truth-and-returns table of docs/calibration.md."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "calibration_table.py"
+    spec = importlib.util.spec_from_file_location("calibration_table", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_docs_table_tool_prints_every_figure_from_truth_and_returns(tmp_path, capsys):
+    tool = _calibration_table_tool()
+    assert tool.main(["--children", "2000", "--seed", "3", "--workers", "1", "--keep",
+                      str(tmp_path)]) == 0  # fmt: skip
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ")][1:]
+    truth = calibrate(tmp_path / "clean", chart_path=tmp_path / "t.png")
+    assert len(rows) == len(truth.lines)
+    for row, line in zip(rows, truth.lines, strict=True):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[0] == line.measure
+        if line.key.startswith(("fsm", "sen", "ehc")):
+            assert cells[4:] == ["not in the returns", "not in the returns"]
+        else:  # clean returns give the truth's figure exactly
+            assert cells[3] == cells[4]
+    with pytest.raises(SystemExit):
+        tool.main(["--workers", "0"])
