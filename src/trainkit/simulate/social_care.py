@@ -286,31 +286,11 @@ def simulate_social_care(
     # pre-birth referrals come up to a year before birth; conferences and plans run past the census
     holidays = england_bank_holidays(min(first_year, census_year) - 1, census_year + 5)
     cand_row, cand_date = _candidate_referrals(cohort, risk, params, rng)
-    out = _Accumulator()
-    case_end = np.full(len(cohort), FAR_PAST)
-    cp_count = np.zeros(len(cohort), np.int16)
-    last_ref = np.full(len(cohort), FAR_PAST)
-    seq = np.zeros(len(cohort), np.int64)
-    adoptions = _Adoptions(len(cohort))
+    state = _Shard(cohort, risk, params, rng, holidays)
+    out, case_end, adoptions = state.out, state.case_end, state.adoptions
 
     def funnel(rows, dates, uasc=False, breakdown=False):
-        _funnel(
-            cohort,
-            risk,
-            params,
-            rng,
-            rows,
-            dates,
-            uasc,
-            case_end,
-            cp_count,
-            last_ref,
-            seq,
-            out,
-            holidays,
-            adoptions,
-            breakdown,
-        )
+        _funnel(state, rows, dates, uasc, breakdown)
 
     def breakdowns(rows, before):
         """Adoptions of ``rows`` that break down before ``before``: a referral into care on
@@ -454,23 +434,22 @@ def _factors(rng, params, in_need, assessed, uasc):
     return np.where(assessed, out, None)
 
 
-def _funnel(
-    cohort,
-    risk,
-    params,
-    rng,
-    rows,
-    dates,
-    uasc,
-    case_end,
-    cp_count,
-    last_ref,
-    seq,
-    out,
-    holidays,
-    adoptions,
-    breakdown=False,
-):
+class _Shard:
+    """What the social-care pathway of one shard reads, and the per-child state it carries from
+    one batch of referrals to the next (all arrays indexed by cohort row)."""
+
+    def __init__(self, cohort: Cohort, risk, params: Parameters, rng, holidays):
+        self.cohort, self.risk, self.params, self.rng = cohort, risk, params, rng
+        self.holidays = holidays
+        self.out = _Accumulator()
+        self.case_end = np.full(len(cohort), FAR_PAST)  # the day each child's last case closed
+        self.cp_count = np.zeros(len(cohort), np.int16)  # protection plans so far
+        self.last_ref = np.full(len(cohort), FAR_PAST)  # the day of the last referral
+        self.seq = np.zeros(len(cohort), np.int64)  # referrals so far (for referral ids)
+        self.adoptions = _Adoptions(len(cohort))
+
+
+def _funnel(state: _Shard, rows, dates, uasc, breakdown=False):
     """Run referrals (``rows[i]`` referred on ``dates[i]``) through the social-care pathway.
 
     A referral of a child adopted before it never leads to care, unless it is the breakdown of
@@ -486,6 +465,9 @@ def _funnel(
     n = len(rows)
     if n == 0:
         return
+    cohort, risk, params, rng = state.cohort, state.risk, state.params, state.rng
+    case_end, cp_count, last_ref, seq = state.case_end, state.cp_count, state.last_ref, state.seq
+    out, holidays, adoptions = state.out, state.holidays, state.adoptions
     is_uasc = uasc
     uasc = np.full(n, is_uasc)
     breakdown = np.full(n, breakdown)
