@@ -476,13 +476,14 @@ def _back_after_permanence(folder: Path, year: int, la: str, child: str) -> bool
     )
     mine = eps[eps["CHILD"] == child]
     decom = pd.to_datetime(mine["DECOM"], format="%d/%m/%Y")
-    started = decom[(mine["RNE"] == "S").to_numpy()]
+    year_start = pd.Timestamp(f"{int(year) - 1}-04-01")
+    started = decom[((mine["RNE"] == "S") & (decom >= year_start)).to_numpy()]  # back in the year
     perm = pd.to_datetime(pp.loc[pp["CHILD"] == child, "DATE_PERM"], format="%d/%m/%Y")
     return (
         len(started) > 0
         and len(perm) == 1
         and decom.min() <= perm.iloc[0] < started.min()
-        and decom.min() < pd.Timestamp(f"{year - 1}-04-01")
+        and decom.min() < year_start
     )
 
 
