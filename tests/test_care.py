@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from shard_helpers import population_and_social_care
 
 from trainkit.config import make_config
 from trainkit.parameters import load_parameters
 from trainkit.simulate.care import FOSTER_PLACEMENTS, NOT_CARE_LEAVERS
 from trainkit.simulate.engine import plan_shards, record_context
 from trainkit.simulate.geography import load_geography
-from trainkit.simulate.population import simulate_population
-from trainkit.simulate.social_care import FAR_FUTURE, breakdown_dates, simulate_social_care
+from trainkit.simulate.social_care import FAR_FUTURE, breakdown_dates
 
 
 @pytest.fixture(scope="module")
@@ -181,16 +181,8 @@ def _after_adoption(overrides=None) -> tuple[pd.DataFrame, object]:
     with the start of any later period of care, and the cumulative breakdown hazard the
     parameters give them between the order and the end of their follow-up (18th birthday,
     death, emigration or the census)."""
-    cfg = make_config({"children": 100_000, "seed": 4, "shard_size": 100_000})
-    plan = plan_shards(cfg)[0]
-    params, geo = load_parameters(overrides), load_geography()
-    seq = np.random.SeedSequence(cfg.seed).spawn(1)[0]
-    rng_pop, rng_sc, *_ = (np.random.default_rng(s) for s in seq.spawn(5))
-    cohort, _ = simulate_population(
-        plan.n_births, plan.n_arrivals, plan.first_person_id, np.datetime64(cfg.birth_start),
-        np.datetime64(cfg.last_birth), np.datetime64(cfg.census_date), geo, params, rng_pop,
-    )  # fmt: skip
-    per = simulate_social_care(cohort, geo, params, rng_sc)["care_periods"]
+    cohort, social, params = population_and_social_care(100_000, 4, overrides)
+    per = social["care_periods"]
     per["start_date"] = pd.to_datetime(per["start_date"])
     per["end_date"] = pd.to_datetime(per["end_date"])
     orders = per[per["reason_ended"].isin(["E11", "E12"])].sort_values("end_date")

@@ -6,17 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from shard_helpers import population_and_social_care
 
-from trainkit.config import make_config
 from trainkit.parameters import load_parameters
-from trainkit.simulate.engine import plan_shards
-from trainkit.simulate.geography import load_geography
-from trainkit.simulate.population import simulate_population
 from trainkit.simulate.social_care import (
     CATEGORY_CODES,
     CLOSURE_CODES,
     REC_CODES,
-    simulate_social_care,
 )
 from trainkit.simulate.working_days import add_working_days, england_bank_holidays, is_working_day
 
@@ -184,16 +180,8 @@ def test_no_assessment_open_at_31_march_past_45_working_days(truth):
 @pytest.fixture(scope="module")
 def children_in_need():
     """Children in need at 31 March 2024 (their latest open episode) in a 40,000-child shard."""
-    cfg = make_config({"children": 40_000, "seed": 5, "shard_size": 40_000})
-    plan = plan_shards(cfg)[0]
-    params, geo = load_parameters(), load_geography()
-    seq = np.random.SeedSequence(cfg.seed).spawn(1)[0]
-    rng_pop, rng_sc, *_ = (np.random.default_rng(s) for s in seq.spawn(5))
-    cohort, _ = simulate_population(
-        plan.n_births, plan.n_arrivals, plan.first_person_id, np.datetime64(cfg.birth_start),
-        np.datetime64(cfg.last_birth), np.datetime64(cfg.census_date), geo, params, rng_pop,
-    )  # fmt: skip
-    r = simulate_social_care(cohort, geo, params, rng_sc)["referrals"]
+    _, social, _ = population_and_social_care(40_000, 5)
+    r = social["referrals"]
     at = r[r.in_need & open_on(r, "referral_date", "closure_date", CENSUS)]
     return at.sort_values("referral_date").drop_duplicates("person_id", keep="last")
 
