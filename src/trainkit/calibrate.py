@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from .datasets.identifiers import child_keys, split_child_keys
 from .errors import DataError
 from .parameters import load_parameters
 
@@ -68,7 +69,6 @@ KINDS = (*RATE_KINDS, SHARE_KIND)
 KIND_UNITS = {"rate_per_10k": "per 10k", "rate_per_10k_year": "per 10k/yr", SHARE_KIND: "%"}
 EPOCH = dt.date(1970, 1, 1)
 NEVER = np.iinfo(np.int32).max  # day number standing in for an empty (open) date
-LA_NUMBERS = 1000  # DfE LA numbers have three digits
 EXIT_OK, EXIT_OUTSIDE, EXIT_ERROR = 0, 1, 2
 GENERATE_HINT = "run `trainkit generate --out {dir}` first"
 
@@ -91,7 +91,6 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 REQUIRED_TABLES = ("persons", "referrals", "cp_plans", "care_periods")
 OPTIONAL_TABLES = ("pupil_census", "adoptions")
-IDENTITIES = 2  # a child's identity in an LA's records: from birth (0), from an adoption order (1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,11 +364,15 @@ class _Truth:
         child is a new child to the LA's records, with a new id (as in the returns)."""
         if not self.has("adoptions"):
             return np.zeros(person_id.shape, np.int64)
-        adopted_pid, adopted_on = self.columns("adoptions", "person_id", "date_adopted")
-        order = np.lexsort((adopted_on, adopted_pid))
-        pid, first = adopted_pid[order], adopted_on[order]
-        keep = np.r_[True, pid[1:] != pid[:-1]] if pid.size else np.zeros(0, bool)
-        pid, first = pid[keep], first[keep]  # NEVER (no order yet) sorts last
+        if ("adoptions", "first order") not in self._cache:
+            adopted_pid, adopted_on = self.columns("adoptions", "person_id", "date_adopted")
+            order = np.lexsort((adopted_on, adopted_pid))
+            pid, first = adopted_pid[order], adopted_on[order]
+            keep = np.r_[True, pid[1:] != pid[:-1]] if pid.size else np.zeros(0, bool)
+            self._cache[("adoptions", "person_id first")] = pid[keep]
+            self._cache[("adoptions", "first order")] = first[keep]  # NEVER (none yet) sorts last
+        pid = self._cache[("adoptions", "person_id first")]
+        first = self._cache[("adoptions", "first order")]
         if not pid.size:
             return np.zeros(person_id.shape, np.int64)
         at = np.minimum(np.searchsorted(pid, person_id), pid.size - 1)
@@ -377,9 +380,18 @@ class _Truth:
         return ((order_day != NEVER) & (day >= order_day)).astype(np.int64)
 
     def la_children(self, name: str, date_column: str) -> np.ndarray:
-        """:func:`_children` keys of a table's rows, the identity taken on ``date_column``."""
-        pid, la, day = self.columns(name, "person_id", "la_code", date_column)
-        return _children(pid, la, self.identity(pid, day))
+        """One key per row for the child as one LA knows them (person, LA, identity on
+        ``date_column``; :func:`~trainkit.datasets.identifiers.child_keys`).
+
+        The DfE's national figures add up the LAs' returns, in which a child is known by an id of
+        that LA, so a child in two LAs' returns counts in each, and so does an adopted child who
+        comes back after the order under a new id; the truth counts the same way.
+        """
+        key = (name, f"children by {date_column}")
+        if key not in self._cache:
+            pid, la, day = self.columns(name, "person_id", "la_code", date_column)
+            self._cache[key] = child_keys(pid, la, self.identity(pid, day))
+        return self._cache[key]
 
     def pupils(self, academic_year: int, column: str) -> np.ndarray:
         """One column of the pupil census for one academic year (row groups of others skipped)."""
@@ -443,22 +455,6 @@ def _in_year(dates: np.ndarray, day: dt.date) -> np.ndarray:
 
 def _distinct(ids: np.ndarray) -> int:
     return int(np.unique(ids).size)
-
-
-def _children(person_id: np.ndarray, la_code: np.ndarray, identity: np.ndarray) -> np.ndarray:
-    """One key per child as one LA knows them: ``(person_id * 2 + identity) * 1000 + LA``.
-
-    The DfE's national figures add up the LAs' returns, in which a child is known by an id of
-    that LA, so a child in two LAs' returns counts in each, and so does an adopted child who
-    comes back after the order under a new id; the truth counts the same way.
-    """
-    child = person_id.astype(np.int64) * IDENTITIES + identity.astype(np.int64)
-    return child * LA_NUMBERS + la_code.astype(np.int64)
-
-
-def _person_of(children: np.ndarray) -> np.ndarray:
-    """person_id of each :func:`_children` key."""
-    return children // (LA_NUMBERS * IDENTITIES)
 
 
 def _first_per_person(person: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -577,7 +573,7 @@ def _looked_after_male_share(truth: _Truth, t: Target) -> tuple[int, int | None]
     start, end = truth.columns("care_periods", "start_date", "end_date")
     children = truth.la_children("care_periods", "start_date")
     children = np.unique(children[_open_on(start, end, t.date)])
-    people = _person_of(children)
+    people, _, _ = split_child_keys(children)
     person_id, sex = truth.columns("persons", "person_id", "sex")
     sorter = np.argsort(person_id, kind="stable")
     where = np.minimum(np.searchsorted(person_id, people, sorter=sorter), person_id.size - 1)

@@ -43,6 +43,7 @@ from ..simulate.working_days import (
     previous_working_day,
 )
 from . import messiness
+from .identifiers import child_keys, split_child_keys
 from .record import RecordContext, partitions
 from .schema import Field, OutputTable, codes_from
 
@@ -567,10 +568,9 @@ def _year_rows(ctx: RecordContext, truth: _LAView, year: int) -> Columns | None:
     # referred again is a new child to the LA (identity 1 from the adoption order)
     e_pid = eps["person_id"][ep_all]
     e_gen = ctx.identity_generation(e_pid, eps["referral_date"][ep_all])
-    pair = (e_pid * 2 + e_gen) * 1000 + eps["la_code"][ep_all]
+    pair = child_keys(e_pid, eps["la_code"][ep_all], e_gen)
     kid_pair = np.unique(pair)
-    k_child, k_la = np.divmod(kid_pair, 1000)
-    k_pid, k_gen = np.divmod(k_child, 2)
+    k_pid, k_la, k_gen = split_child_keys(kid_pair)
     k_id = ctx.la_child_ids(k_pid, k_la, k_gen).astype(object)
     kid_order = np.lexsort((k_id.astype(str), k_la))
     k_pid, k_la, k_gen, k_id = k_pid[kid_order], k_la[kid_order], k_gen[kid_order], k_id[kid_order]

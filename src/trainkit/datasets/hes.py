@@ -370,9 +370,7 @@ def hes_identity(ctx: RecordContext, p: Mapping[str, Any]) -> HesIdentity:
     split_from = np.full(n, NO_DATE)
     split_from[rows[second_number]] = days(history["valid_from"].to_numpy()[second_number])
     adopted = np.zeros(n, dtype=bool)
-    adoptions = ctx.truth["adoptions"]
-    adoptions = adoptions[adoptions["date_adopted"].notna()]
-    adopted[cohort_rows(ctx, adoptions["person_id"].to_numpy())] = True
+    adopted[cohort_rows(ctx, ctx.adoption_orders().index.to_numpy())] = True
     rng = ctx.rng("hes.identity")
     duplicate = (rng.random(n) < p["hes_duplicate_person_share"]) & np.isnat(split_from)
     dup = np.flatnonzero(duplicate)
@@ -763,11 +761,9 @@ def _surname_changed(ctx, rows, first_day, last_day, hident: HesIdentity) -> np.
     order (a child adopted before school, or re-registered under a new PMR) agrees with the
     post-adoptive record.
     """
-    adoptions = ctx.truth["adoptions"]
-    adoptions = adoptions[adoptions["date_adopted"].notna()].sort_values("date_adopted")
-    first = adoptions.drop_duplicates("person_id")
+    orders = ctx.adoption_orders()
     order = np.full(len(ctx.cohort), NO_DATE)
-    order[cohort_rows(ctx, first["person_id"].to_numpy())] = days(first["date_adopted"])
+    order[cohort_rows(ctx, orders.index.to_numpy())] = orders.to_numpy("datetime64[D]")
     order = order[rows]
     before = first_day < order  # NaT compares False
     spans = before & (last_day >= order)

@@ -1019,6 +1019,38 @@ def epikeys(keys, salt: int) -> np.ndarray:
     return _text([_numerals(y, 10, 12)], y.size, k.shape)
 
 
+LA_NUMBERS = 1000
+"""DfE LA numbers have three digits."""
+
+
+def child_keys(person_ids, la_codes, generations=0) -> np.ndarray:
+    """One int64 per child as an LA's records know them: (person, LA, identity).
+
+    ``(person_id * LA_CHILD_ID_GENERATIONS + generation) * LA_NUMBERS + la_code``, so sorting by
+    key sorts by person, then identity, then LA. For grouping and counting (the SSDA903 and CIN
+    writers, the calibration); :func:`split_child_keys` undoes it.
+
+    Example:
+        >>> child_keys([12, 12], [886, 886], [0, 1]).tolist()
+        [24886, 25886]
+    """
+    pid = np.asarray(person_ids, dtype=np.int64)
+    gen = np.asarray(generations, dtype=np.int64)
+    return (pid * LA_CHILD_ID_GENERATIONS + gen) * LA_NUMBERS + np.asarray(la_codes, dtype=np.int64)
+
+
+def split_child_keys(keys) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(person_ids, la_codes, generations)`` of :func:`child_keys`.
+
+    Example:
+        >>> [a.tolist() for a in split_child_keys([25886])]
+        [[12], [886], [1]]
+    """
+    child, la = np.divmod(np.asarray(keys, dtype=np.int64), LA_NUMBERS)
+    pid, gen = np.divmod(child, LA_CHILD_ID_GENERATIONS)
+    return pid, la, gen
+
+
 PERSON_LA_KEY_GENERATION = 10**15
 """Added to :func:`person_la_keys` for a child's adoptive identity (generation 1)."""
 

@@ -274,9 +274,10 @@ def adoptions(ctx: RecordContext) -> pd.DataFrame:
     Returns:
         Columns ``person_id``, ``date_adopted`` (datetime64), ``surname``; one row per child.
     """
-    a = ctx.truth["adoptions"]
-    a = a[a["date_adopted"].notna()].sort_values(["person_id", "date_adopted"])
-    a = a.drop_duplicates("person_id")[["person_id", "date_adopted"]].reset_index(drop=True)
+    orders = ctx.adoption_orders()
+    a = pd.DataFrame(
+        {"person_id": orders.index.to_numpy(np.int64), "date_adopted": orders.to_numpy()}
+    )
     persons = ctx.truth["persons"].set_index("person_id")
     ethnicity = persons.loc[a["person_id"], "ethnicity"].to_numpy()
     birth = persons.loc[a["person_id"], "surname"].to_numpy(dtype=object)

@@ -37,7 +37,13 @@ import numpy as np
 import pandas as pd
 
 from ..simulate.context import add_years
-from .identifiers import UPN_PATTERN, UPN_UNKNOWN_CODES, UPN_UNKNOWN_CODES_903
+from .identifiers import (
+    UPN_PATTERN,
+    UPN_UNKNOWN_CODES,
+    UPN_UNKNOWN_CODES_903,
+    child_keys,
+    split_child_keys,
+)
 from .record import RecordContext, partitions
 from .schema import Field, OutputTable, codes_from
 
@@ -575,23 +581,9 @@ def _zfill(values, width: int) -> np.ndarray:
     return np.char.zfill(text, width) if text.size else text
 
 
-def _key(person_ids, las, generations) -> np.ndarray:
-    """One int64 per child as the LA knows them: (person, LA, identity before/after adoption)."""
-    pid = np.asarray(person_ids, dtype=np.int64)
-    gen = np.asarray(generations, dtype=np.int64)
-    return (pid * GEN_SPACE + gen) * LA_SPACE + np.asarray(las, dtype=np.int64)
-
-
-def _unkey(keys) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(person_id, LA, generation) of each :func:`_key`."""
-    keys = np.asarray(keys, dtype=np.int64)
-    child, la = np.divmod(keys, LA_SPACE)
-    pid, gen = np.divmod(child, GEN_SPACE)
-    return pid, la, gen
-
-
 def _frame_key(frame: pd.DataFrame) -> np.ndarray:
-    return _key(frame["_pid"], frame["_la"], frame["_gen"])
+    """The child (person, LA, identity before/after adoption) of each row, as one int64."""
+    return child_keys(frame["_pid"], frame["_la"], frame["_gen"])
 
 
 def _key_year(keys, years) -> np.ndarray:
@@ -785,7 +777,7 @@ def _children(t: _Truth, ctx: RecordContext, year: int, eps: pd.DataFrame, oc3: 
     has_eps = np.isin(keys, by_key.index.to_numpy())
     upn_date = np.full(len(keys), end, dtype="datetime64[D]")
     upn_date[has_eps] = _days(by_key.reindex(keys[has_eps]).to_numpy())
-    pid, la, gen = _unkey(keys)
+    pid, la, gen = split_child_keys(keys)
     rows = t.rows(pid)
     c = t.cohort
     dob = c.date_of_birth[rows].astype("datetime64[D]")
@@ -1194,11 +1186,9 @@ ANOMALIES = {
 DAYS_PER_YEAR = 365
 """Days in a year, for the ages of ``ssda903.mc_dob_male_age_years`` (whole days, approximate)."""
 
-LA_SPACE = 1000
-GEN_SPACE = 2
 YEAR_SPACE = 10_000
-"""Key spaces: a child as an LA knows them is (person_id * GEN_SPACE + identity generation) *
-LA_SPACE + LA (:func:`_key`); then * YEAR_SPACE + collection year (:func:`_key_year`)."""
+"""Key space: a child's key (:func:`~trainkit.datasets.identifiers.child_keys`) * YEAR_SPACE +
+collection year (:func:`_key_year`)."""
 
 ANOMALY_FIELDS = (
     "DECOM", "RNE", "HOME_POST", "REASON_PLACE_CHANGE", "UPN", "MC_DOB", "DOB", "REVIEW_CODE",
