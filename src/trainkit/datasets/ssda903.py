@@ -1055,12 +1055,9 @@ def _year_tables(
     keys_eps = _frame_key(eps)
     dob_of = pd.Series(header["DOB"].to_numpy(), index=header["_key"].to_numpy())
 
-    def with_dob(frame: pd.DataFrame, when=None) -> pd.DataFrame:
-        """The frame with its child's DOB; ``when`` (the day each row is about) gives the
-        child's identity where the frame has no ``_gen`` yet."""
+    def with_dob(frame: pd.DataFrame) -> pd.DataFrame:
+        """The frame with the DOB of each row's child (``_pid``, ``_la``, ``_gen``)."""
         frame = frame.copy()
-        if when is not None:
-            frame["_gen"] = ctx.identity_generation(frame["_pid"].to_numpy(np.int64), when)
         frame["DOB"] = dob_of.reindex(_frame_key(frame)).to_numpy()
         return frame
 
@@ -1136,18 +1133,19 @@ def _year_tables(
     ms, me = _days(mi["start_date"]), _days(mi["end_date"])
     m = mi[(ms <= end) & (np.isnat(me) | (me >= start))]
     ms, me = _days(m["start_date"]), _days(m["end_date"])
+    m_pid = m["person_id"].to_numpy(np.int64)
     out["missing"] = with_dob(
         pd.DataFrame(
             {
-                "_pid": m["person_id"].to_numpy(np.int64),
+                "_pid": m_pid,
                 "_la": m["la_code"].to_numpy(np.int64),
+                "_gen": ctx.identity_generation(m_pid, ms),
                 "MISSING": m["missing_type"].to_numpy(dtype=object),
                 "_start": ms,
                 "MIS_START": format_dates(ms),
                 "MIS_END": format_dates(np.where(me <= end, me, NAT)),
             }
-        ),
-        when=ms,
+        )
     )
 
     # social worker episodes (from 2023-24) of the periods in the return, overlapping the year
